@@ -1,0 +1,222 @@
+"""Herald's tables. Every tenant-owned row carries ``workspace_id``; times are UTC timestamptz."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from herald_common.ids import new_id
+from herald_common.statuses import AccountStatus, PostStatus, TargetStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(values: Any) -> str:
+    return ", ".join(f"'{v.value}'" for v in values)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: DateTime(timezone=True),
+        uuid.UUID: UUID(as_uuid=True),
+        dict[str, Any]: JSONB,
+    }
+
+
+def _pk() -> Mapped[uuid.UUID]:
+    return mapped_column(primary_key=True, default=new_id)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(server_default=func.now())
+
+
+def _workspace_fk() -> Mapped[uuid.UUID]:
+    return mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[uuid.UUID] = _pk()
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = _pk()
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    # The first characters of the key, shown to users so they can tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(32))
+    # SHA-256 of the whole key: keys are long random strings, so a fast hash is enough.
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class SocialAccount(Base):
+    __tablename__ = "social_accounts"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "platform", "external_id"),
+        CheckConstraint(f"status IN ({_in(AccountStatus)})", name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    platform: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(255))
+    handle: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    instance_url: Mapped[str | None] = mapped_column(String(500))
+    # Fernet tokens (herald_common.crypto); never stored or logged in the clear.
+    access_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    refresh_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    token_expires_at: Mapped[datetime | None]
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String), server_default="{}")
+    status: Mapped[str] = mapped_column(String(32), server_default=AccountStatus.ACTIVE.value)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "idempotency_key"),
+        CheckConstraint(f"status IN ({_in(PostStatus)})", name="status"),
+        Index("ix_posts_workspace_scheduled", "workspace_id", "scheduled_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    content: Mapped[str] = mapped_column(Text)
+    media_ids: Mapped[list[str]] = mapped_column(ARRAY(String), server_default="{}")
+    scheduled_at: Mapped[datetime | None]
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    # Bumped by every change; also the post's ETag.
+    revision: Mapped[int] = mapped_column(Integer, server_default="1")
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class PostTarget(Base):
+    """One (post, account) pair: the unit the scheduler and publisher move."""
+
+    __tablename__ = "post_targets"
+    __table_args__ = (
+        UniqueConstraint("post_id", "account_id"),
+        CheckConstraint(f"status IN ({_in(TargetStatus)})", name="status"),
+        # The scheduler's claim: pending targets by due time.
+        Index(
+            "ix_post_targets_due",
+            "scheduled_at",
+            postgresql_where=text("status = 'pending' AND scheduled_at IS NOT NULL"),
+        ),
+        # The repair loop and reconciliation look only at in-flight rows.
+        Index(
+            "ix_post_targets_in_flight",
+            "status",
+            "claimed_at",
+            postgresql_where=text("status IN ('enqueued', 'publishing', 'retrying')"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    post_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("social_accounts.id", ondelete="RESTRICT"), index=True
+    )
+    # Copied from the account and the post so the hot paths never join.
+    platform: Mapped[str] = mapped_column(String(32))
+    # NULL while the post is a draft: a draft target is never due.
+    scheduled_at: Mapped[datetime | None]
+    content_override: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32), server_default=TargetStatus.PENDING.value)
+    revision: Mapped[int] = mapped_column(Integer, server_default="1")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
+    remote_id: Mapped[str | None] = mapped_column(String(255))
+    remote_url: Mapped[str | None] = mapped_column(String(1000))
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]
+    claim_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class PublishAttempt(Base):
+    """Append-only audit of every call made to a platform."""
+
+    __tablename__ = "publish_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    target_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("post_targets.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer)
+    claim_id: Mapped[uuid.UUID]
+    worker: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(32))
+    http_status: Mapped[int | None]
+    remote_id: Mapped[str | None] = mapped_column(String(255))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SandboxPublication(Base):
+    """What the built-in sandbox platform has "published": the sandbox's own record.
+
+    Like a real platform without idempotency keys, every publish call adds a row, so a double
+    publish shows up here as two rows for one target.
+    """
+
+    __tablename__ = "sandbox_publications"
+
+    id: Mapped[uuid.UUID] = _pk()
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("social_accounts.id", ondelete="CASCADE"), index=True
+    )
+    idempotency_key: Mapped[str] = mapped_column(String(255), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime] = _created()

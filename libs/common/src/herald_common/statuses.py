@@ -1,0 +1,80 @@
+"""Post and target statuses, the legal moves between them, and how a post's status is derived.
+
+This module is the one place that says which transitions exist; every status-changing query
+guards its UPDATE with the ``from`` side of a transition listed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class PostStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    PUBLISHING = "publishing"
+    PUBLISHED = "published"
+    PARTIALLY_PUBLISHED = "partially_published"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TargetStatus(StrEnum):
+    PENDING = "pending"
+    ENQUEUED = "enqueued"
+    PUBLISHING = "publishing"
+    RETRYING = "retrying"
+    PUBLISHED = "published"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    REQUIRES_REAUTH = "requires_reauth"
+    DISCONNECTED = "disconnected"
+
+
+T = TargetStatus
+
+# Targets the user may still change: nothing has been sent to the platform for them.
+EDITABLE: frozenset[TargetStatus] = frozenset({T.PENDING, T.ENQUEUED, T.RETRYING})
+# A publisher may claim a target only from these, and only at the job's revision.
+CLAIMABLE: frozenset[TargetStatus] = frozenset({T.ENQUEUED, T.RETRYING})
+TERMINAL: frozenset[TargetStatus] = frozenset({T.PUBLISHED, T.FAILED, T.CANCELLED, T.UNKNOWN})
+IN_FLIGHT: frozenset[TargetStatus] = frozenset({T.PENDING, T.ENQUEUED, T.PUBLISHING, T.RETRYING})
+
+TRANSITIONS: dict[TargetStatus, frozenset[TargetStatus]] = {
+    T.PENDING: frozenset({T.ENQUEUED, T.CANCELLED, T.PENDING}),
+    T.ENQUEUED: frozenset({T.PUBLISHING, T.PENDING, T.CANCELLED}),
+    T.RETRYING: frozenset({T.PUBLISHING, T.PENDING, T.CANCELLED}),
+    T.PUBLISHING: frozenset({T.PUBLISHED, T.FAILED, T.RETRYING, T.ENQUEUED, T.UNKNOWN}),
+    T.PUBLISHED: frozenset(),
+    T.FAILED: frozenset({T.PENDING}),
+    T.UNKNOWN: frozenset({T.PUBLISHED, T.PENDING}),
+    T.CANCELLED: frozenset(),
+}
+
+
+def sources_of(target: TargetStatus) -> frozenset[TargetStatus]:
+    """Every status from which ``target`` may be reached."""
+    return frozenset(s for s, nexts in TRANSITIONS.items() if target in nexts)
+
+
+def derive_post_status(targets: Iterable[TargetStatus], *, draft: bool = False) -> PostStatus:
+    """A post's status is a summary of its targets' statuses."""
+    if draft:
+        return PostStatus.DRAFT
+    statuses = [TargetStatus(s) for s in targets]
+    live = [s for s in statuses if s is not T.CANCELLED]
+    if not live:
+        return PostStatus.CANCELLED
+    published = sum(s is T.PUBLISHED for s in live)
+    if any(s in IN_FLIGHT for s in live):
+        started = published or any(s in {T.PUBLISHING, T.RETRYING} for s in live)
+        return PostStatus.PUBLISHING if started else PostStatus.SCHEDULED
+    if published == len(live):
+        return PostStatus.PUBLISHED
+    return PostStatus.PARTIALLY_PUBLISHED if published else PostStatus.FAILED
