@@ -32,8 +32,12 @@ def publish_job_id(target_id: UUID, revision: int, attempt: int) -> str:
     return f"pub:{target_id}:{revision}:{attempt}"
 
 
+def serialize_str(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
 def serialize(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
+    return serialize_str(data).encode()
 
 
 def deserialize(raw: bytes) -> dict[str, Any]:
@@ -80,10 +84,10 @@ async def enqueue_publish_jobs(redis: Redis, jobs: Sequence[PublishJob]) -> int:
     if not jobs:
         return 0
     now_ms = int(clock.now().timestamp() * 1000)
-    argv: list[str | bytes | int] = []
+    argv: list[str] = []
     for job in jobs:
         score = max(int(job.defer_until.timestamp() * 1000), now_ms)
-        payload = serialize(
+        payload = serialize_str(
             {
                 "t": None,
                 "f": PUBLISH_TARGET,
@@ -92,7 +96,8 @@ async def enqueue_publish_jobs(redis: Redis, jobs: Sequence[PublishJob]) -> int:
                 "et": now_ms,
             }
         )
-        argv += [job.id, queue_name(job.platform), score, score - now_ms + expires_extra_ms, payload]
+        ttl_ms = score - now_ms + expires_extra_ms
+        argv += [job.id, queue_name(job.platform), str(score), str(ttl_ms), payload]
     added: int = await redis.eval(  # type: ignore[misc]  # redis-py types eval as sync|async
         _ENQUEUE_SCRIPT, 2, job_key_prefix, result_key_prefix, *argv
     )

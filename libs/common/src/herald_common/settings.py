@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     publisher_max_jobs: int = 50
     publisher_job_timeout_seconds: float = 60.0
     publisher_claim_lease_seconds: float = 120.0
+    # On SIGTERM, in-flight publishes get this long to finish (match the pod's
+    # terminationGracePeriodSeconds, minus a margin).
+    publisher_grace_seconds: float = 25.0
+    # Transient failures are retried after each of these delays, then the target fails.
+    publisher_retry_delays_seconds: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [60.0, 300.0, 900.0]
+    )
 
     # HTTP out
     http_timeout_seconds: float = 15.0
@@ -64,6 +71,13 @@ class Settings(BaseSettings):
     def _split_platforms(cls, value: object) -> object:
         if isinstance(value, str):
             return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("publisher_retry_delays_seconds", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(d) for d in value.split(",") if d.strip()]
         return value
 
     @field_validator("encryption_keys", mode="before")

@@ -23,9 +23,7 @@ class RateLimited(PublishError):
 
     kind = "rate_limited"
 
-    def __init__(
-        self, message: str, *, retry_after: float, http_status: int | None = None
-    ) -> None:
+    def __init__(self, message: str, *, retry_after: float, http_status: int | None = None) -> None:
         super().__init__(message, http_status=http_status)
         self.retry_after = max(0.0, retry_after)
 

@@ -1,0 +1,185 @@
+"""Token buckets in Redis, shared by every worker (DESIGN.md, "Rate limits").
+
+A call checks several buckets (app-wide per platform, per account, per endpoint) in one Lua
+script, so either every bucket is debited or none is, and no two workers can both spend the
+last token. Time comes from Redis (``TIME``) and never from a worker's clock, so clock skew
+between machines cannot mint tokens.
+
+A bucket is a Redis hash ``{tokens, ts}``: the tokens held at ``ts`` (epoch microseconds).
+A ``ts`` in the future means the bucket is drained until then (a platform's 429): it holds
+no tokens and starts refilling only at ``ts``. An absent key is a full bucket, so each hash
+expires once it would have refilled and idle buckets cost nothing.
+
+Nothing here sleeps: :func:`acquire` reports the wait and the caller re-defers its job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+from uuid import UUID
+from weakref import WeakKeyDictionary
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from herald_common.platforms.base import RateLimit
+
+KEY_PREFIX = "herald:rl:"
+
+# Times cross into Lua as integer microseconds: Lua numbers are doubles, which hold epoch
+# microseconds (~2**51) exactly, while seconds as floats would lose precision on the way.
+_MICROS = 1_000_000
+
+# ARGV per bucket: capacity, per (µs), cost. Returns 0 after debiting every bucket, else the
+# wait in µs until all of them would hold enough, having debited none.
+_ACQUIRE_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local held, stamps, wait = {}, {}, 0
+for i = 1, #KEYS do
+  local capacity = tonumber(ARGV[3 * i - 2])
+  local rate = capacity / tonumber(ARGV[3 * i - 1])
+  local cost = tonumber(ARGV[3 * i])
+  local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local tokens = tonumber(state[1]) or capacity
+  local ts = tonumber(state[2]) or now
+  -- A ts in the future is a drain: nothing refills before it.
+  if ts < now then
+    tokens = math.min(capacity, tokens + (now - ts) * rate)
+    ts = now
+  end
+  if tokens < cost then
+    wait = math.max(wait, ts - now + (cost - tokens) / rate)
+  end
+  held[i], stamps[i] = tokens, ts
+end
+if wait > 0 then
+  return math.ceil(wait)
+end
+for i = 1, #KEYS do
+  local capacity = tonumber(ARGV[3 * i - 2])
+  local per = tonumber(ARGV[3 * i - 1])
+  local left = held[i] - tonumber(ARGV[3 * i])
+  -- %.17g and %.0f: Redis would otherwise store numbers with 14 digits, truncating ts.
+  redis.call('HSET', KEYS[i], 'tokens', string.format('%.17g', left),
+             'ts', string.format('%.0f', stamps[i]))
+  -- Once full again the hash says nothing an absent key would not.
+  local refill = stamps[i] - now + (capacity - left) * per / capacity
+  redis.call('PEXPIRE', KEYS[i], math.max(1, math.ceil(refill / 1000)))
+end
+return 0
+"""
+
+# ARGV: capacity, per (µs), cost, block for (µs from Redis's now), block until (epoch µs).
+# Empties the bucket and stops refill until the later of the two, never shortening a longer
+# drain another worker already recorded. Returns the wait in µs until ``cost`` tokens.
+_DRAIN_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local capacity, per, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local blocked = math.max(now, now + tonumber(ARGV[4]), tonumber(ARGV[5]))
+local ts = tonumber(redis.call('HGET', KEYS[1], 'ts'))
+if ts and ts > blocked then
+  blocked = ts
+end
+redis.call('HSET', KEYS[1], 'tokens', '0', 'ts', string.format('%.0f', blocked))
+redis.call('PEXPIRE', KEYS[1], math.ceil((blocked - now + per) / 1000))
+return math.ceil(blocked - now + cost * per / capacity)
+"""
+
+# register_script sends only the SHA (EVALSHA), loading the source when a server lacks it.
+# Script objects are bound to a client, hence one pair per client, dropped along with it.
+_scripts: WeakKeyDictionary[Redis, dict[str, AsyncScript]] = WeakKeyDictionary()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBucket:
+    """``capacity`` tokens refilling evenly over ``per_seconds``; one call spends ``cost``."""
+
+    key: str
+    capacity: int
+    per_seconds: float
+    cost: int = 1
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1 or self.per_seconds <= 0:
+            raise ValueError(f"{self.key}: capacity and per_seconds must be positive")
+        # A cost above capacity could never be paid; the caller would wait forever.
+        if not 1 <= self.cost <= self.capacity:
+            raise ValueError(f"{self.key}: cost must be between 1 and capacity")
+
+
+def bucket_key(platform: str, limit: RateLimit, account_id: UUID) -> str:
+    """``herald:rl:{platform}:{name}:app`` or ``...:acct:{account_id}``, by the limit's scope."""
+    base = f"{KEY_PREFIX}{platform}:{limit.name}"
+    if limit.scope == "app":
+        return f"{base}:app"
+    if limit.scope == "account":
+        return f"{base}:acct:{account_id}"
+    raise ValueError(f"{platform}/{limit.name}: unknown rate-limit scope {limit.scope!r}")
+
+
+def buckets_for(platform: str, limits: Sequence[RateLimit], account_id: UUID) -> list[TokenBucket]:
+    """The buckets one call to ``platform`` on behalf of ``account_id`` must pass."""
+    return [
+        TokenBucket(
+            bucket_key(platform, limit, account_id), limit.capacity, limit.per_seconds, limit.cost
+        )
+        for limit in limits
+    ]
+
+
+async def acquire(redis: Redis, buckets: Sequence[TokenBucket]) -> float:
+    """Take ``cost`` tokens from every bucket, or from none.
+
+    Returns 0.0 when taken, else the seconds until all buckets would hold enough (nothing
+    taken; the caller re-defers rather than sleeping).
+    """
+    if not buckets:
+        return 0.0
+    keys = [bucket.key for bucket in buckets]
+    # The script reads every bucket before writing any, so a repeated key would be debited
+    # once while checked as if it were two buckets.
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate rate-limit buckets: {keys}")
+    args: list[int] = []
+    for bucket in buckets:
+        args += [bucket.capacity, _per_micros(bucket), bucket.cost]
+    wait_micros = await _run(redis, _ACQUIRE_SCRIPT, keys, args)
+    return wait_micros / _MICROS
+
+
+async def drain_until(redis: Redis, bucket: TokenBucket, until_epoch_seconds: float) -> float:
+    """Empty ``bucket`` and stop its refill until a platform's announced reset time.
+
+    For headers like ``x-rate-limit-reset``. The reset is on the platform's clock; it is
+    compared with Redis's, the one clock all workers share. Returns the seconds until the
+    bucket yields ``bucket.cost`` again.
+    """
+    return await _drain(redis, bucket, 0, round(until_epoch_seconds * _MICROS))
+
+
+async def drain_for(redis: Redis, bucket: TokenBucket, retry_after_seconds: float) -> float:
+    """Like :func:`drain_until`, for a ``Retry-After`` counted from now (Redis's now)."""
+    return await _drain(redis, bucket, round(max(0.0, retry_after_seconds) * _MICROS), 0)
+
+
+def _per_micros(bucket: TokenBucket) -> int:
+    return max(1, round(bucket.per_seconds * _MICROS))
+
+
+async def _drain(redis: Redis, bucket: TokenBucket, for_micros: int, until_micros: int) -> float:
+    args = [bucket.capacity, _per_micros(bucket), bucket.cost, for_micros, until_micros]
+    wait_micros = await _run(redis, _DRAIN_SCRIPT, [bucket.key], args)
+    return wait_micros / _MICROS
+
+
+async def _run(redis: Redis, source: str, keys: list[str], args: list[int]) -> int:
+    scripts = _scripts.setdefault(redis, {})
+    script = scripts.get(source)
+    if script is None:
+        script = scripts[source] = redis.register_script(source)
+    # redis-py leaves a script's result untyped; both scripts return an integer reply.
+    return cast(int, await script(keys, args))

@@ -1,0 +1,201 @@
+"""HTTP for posts: thin; the behaviour lives in service.py."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from herald_api.deps import PlatformsDep, ResourcesDep, SessionDep, WorkspaceDep
+from herald_api.posts import service
+from herald_api.posts.repository import PostWithTargets
+from herald_api.posts.schemas import PostCreate, PostOut, PostPage, PostUpdate, TargetOut
+from herald_api.posts.service import PostContext
+from herald_api.problems import CONFLICT, NOT_FOUND, PRECONDITION, FieldProblem, ProblemError
+from herald_common.statuses import PostStatus, TargetStatus
+
+router = APIRouter(prefix="/v1/posts", tags=["posts"])
+
+
+def _context(
+    session: SessionDep,
+    workspace_id: WorkspaceDep,
+    resources: ResourcesDep,
+    platforms: PlatformsDep,
+) -> PostContext:
+    return PostContext(session, workspace_id, resources.settings, platforms)
+
+
+ContextDep = Annotated[PostContext, Depends(_context)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Repeat a create safely: the same key and body return the first result.",
+    ),
+]
+
+
+def to_out(item: PostWithTargets) -> PostOut:
+    post = item.post
+    return PostOut(
+        id=post.id,
+        content=post.content,
+        scheduled_at=post.scheduled_at,
+        timezone=post.timezone,
+        status=PostStatus(post.status),
+        revision=post.revision,
+        created_at=post.created_at,
+        updated_at=post.updated_at,
+        targets=[
+            TargetOut(
+                id=t.id,
+                account_id=t.account_id,
+                platform=t.platform,
+                content=t.content_override,
+                status=TargetStatus(t.status),
+                attempts=t.attempts,
+                remote_id=t.remote_id,
+                remote_url=t.remote_url,
+                published_at=t.published_at,
+                next_attempt_at=t.next_attempt_at,
+                error_kind=t.error_kind,
+                last_error=t.error,
+            )
+            for t in item.targets
+        ],
+    )
+
+
+def _etag(response: Response, item: PostWithTargets) -> PostOut:
+    response.headers["ETag"] = f'"{item.post.revision}"'
+    return to_out(item)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PostOut,
+    responses={200: {"model": PostOut, "description": "Replayed by Idempotency-Key."}},
+)
+async def create_post(
+    ctx: ContextDep, data: PostCreate, response: Response, idempotency_key: IdempotencyKey = None
+) -> PostOut:
+    """Schedule a post to one or more accounts (or save it as a draft)."""
+    item, created = await service.create_post(ctx, data, idempotency_key)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/v1/posts/{item.post.id}"
+    return _etag(response, item)
+
+
+def _decode_cursor(cursor: str | None) -> uuid.UUID | None:
+    if cursor is None:
+        return None
+    try:
+        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor.encode() + b"=="))
+    except (ValueError, binascii.Error):
+        raise ProblemError(
+            422,
+            "validation-failed",
+            "The cursor is not one this API returned.",
+            [FieldProblem(field="cursor", message="Invalid cursor.")],
+        ) from None
+
+
+def _encode_cursor(post_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(post_id.bytes).decode().rstrip("=")
+
+
+@router.get("", response_model=PostPage)
+async def list_posts(
+    ctx: ContextDep,
+    post_status: Annotated[
+        list[PostStatus] | None, Query(alias="status", description="Only posts in these statuses.")
+    ] = None,
+    scheduled_from: Annotated[
+        datetime | None, Query(description="Scheduled at or after (RFC 3339).")
+    ] = None,
+    scheduled_to: Annotated[
+        datetime | None, Query(description="Scheduled before (RFC 3339).")
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> PostPage:
+    """Posts of the workspace, newest first, a page at a time."""
+    for name, value in (("scheduled_from", scheduled_from), ("scheduled_to", scheduled_to)):
+        if value is not None and value.tzinfo is None:
+            raise ProblemError(
+                422,
+                "validation-failed",
+                "Times in filters need an offset.",
+                [FieldProblem(field=name, message="Give an offset, e.g. 2026-12-01T00:00:00Z.")],
+            )
+    items = await service.list_posts(
+        ctx,
+        statuses=post_status or [],
+        scheduled_from=scheduled_from,
+        scheduled_to=scheduled_to,
+        after_id=_decode_cursor(cursor),
+        limit=limit + 1,
+    )
+    more = len(items) > limit
+    items = items[:limit]
+    return PostPage(
+        items=[to_out(i) for i in items],
+        next_cursor=_encode_cursor(items[-1].post.id) if more else None,
+    )
+
+
+@router.get("/{post_id}", response_model=PostOut, responses=NOT_FOUND)
+async def get_post(ctx: ContextDep, post_id: uuid.UUID, response: Response) -> PostOut:
+    """A post with every target's status, remote id and url, attempts and last error."""
+    return _etag(response, await service.get_post(ctx, post_id))
+
+
+def _parse_if_match(if_match: str | None) -> int:
+    if if_match is None:
+        raise ProblemError(
+            428,
+            "if-match-required",
+            "Send If-Match with the post's revision (its ETag) to change it.",
+        )
+    try:
+        return int(if_match.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        raise ProblemError(
+            412, "revision-mismatch", 'If-Match must be the post\'s ETag, e.g. "3".'
+        ) from None
+
+
+@router.patch(
+    "/{post_id}", response_model=PostOut, responses={**NOT_FOUND, **CONFLICT, **PRECONDITION}
+)
+async def update_post(
+    ctx: ContextDep,
+    post_id: uuid.UUID,
+    data: PostUpdate,
+    response: Response,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+) -> PostOut:
+    """Change content, time or targets. Refused with 409 while a target is publishing."""
+    revision = _parse_if_match(if_match)
+    return _etag(response, await service.update_post(ctx, post_id, data, revision))
+
+
+@router.delete("/{post_id}", response_model=PostOut, responses={**NOT_FOUND, **CONFLICT})
+async def cancel_post(ctx: ContextDep, post_id: uuid.UUID, response: Response) -> PostOut:
+    """Cancel every target not yet published; the post stays readable as cancelled."""
+    return _etag(response, await service.cancel_post(ctx, post_id))
+
+
+@router.post("/{post_id}/publish-now", response_model=PostOut, responses={**NOT_FOUND, **CONFLICT})
+async def publish_post_now(ctx: ContextDep, post_id: uuid.UUID, response: Response) -> PostOut:
+    """Publish at once instead of at the scheduled time."""
+    return _etag(response, await service.publish_now(ctx, post_id))

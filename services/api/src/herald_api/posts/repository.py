@@ -1,0 +1,79 @@
+"""Every query on posts and their targets made by the API, always within one workspace."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from herald_common.db.models import Post, PostTarget
+from herald_common.statuses import PostStatus
+
+
+@dataclass(frozen=True, slots=True)
+class PostWithTargets:
+    post: Post
+    targets: list[PostTarget]
+
+
+async def get_post(
+    session: AsyncSession, workspace_id: uuid.UUID, post_id: uuid.UUID, *, lock: bool = False
+) -> Post | None:
+    query = select(Post).where(Post.workspace_id == workspace_id, Post.id == post_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_by_idempotency_key(
+    session: AsyncSession, workspace_id: uuid.UUID, key: str
+) -> Post | None:
+    result = await session.execute(
+        select(Post).where(Post.workspace_id == workspace_id, Post.idempotency_key == key)
+    )
+    return result.scalar_one_or_none()
+
+
+async def targets_of(
+    session: AsyncSession, workspace_id: uuid.UUID, post_ids: Sequence[uuid.UUID], *, lock: bool
+) -> dict[uuid.UUID, list[PostTarget]]:
+    """The targets of several posts in one query (no N+1), oldest first."""
+    query = (
+        select(PostTarget)
+        .where(PostTarget.workspace_id == workspace_id, PostTarget.post_id.in_(post_ids))
+        .order_by(PostTarget.id)
+    )
+    if lock:
+        query = query.with_for_update()
+    grouped: dict[uuid.UUID, list[PostTarget]] = {post_id: [] for post_id in post_ids}
+    for target in (await session.execute(query)).scalars():
+        grouped[target.post_id].append(target)
+    return grouped
+
+
+async def list_posts(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    *,
+    statuses: Sequence[PostStatus],
+    scheduled_from: datetime | None,
+    scheduled_to: datetime | None,
+    after_id: uuid.UUID | None,
+    limit: int,
+) -> list[Post]:
+    """Newest first; ids are UUIDv7 so ``id < after_id`` pages stably through inserts."""
+    query = select(Post).where(Post.workspace_id == workspace_id)
+    if statuses:
+        query = query.where(Post.status.in_([s.value for s in statuses]))
+    if scheduled_from is not None:
+        query = query.where(Post.scheduled_at >= scheduled_from)
+    if scheduled_to is not None:
+        query = query.where(Post.scheduled_at < scheduled_to)
+    if after_id is not None:
+        query = query.where(Post.id < after_id)
+    query = query.order_by(Post.id.desc()).limit(limit)
+    return list((await session.execute(query)).scalars())

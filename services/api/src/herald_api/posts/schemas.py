@@ -1,0 +1,127 @@
+"""What the posts API accepts and answers. Validation of shape happens here, at the edge."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+
+from herald_common.statuses import PostStatus, TargetStatus
+
+MAX_CONTENT_LENGTH = 100_000
+MAX_TARGETS = 50
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+UtcDatetime = Annotated[datetime, PlainSerializer(_utc, return_type=str, when_used="json")]
+
+
+def _unique_accounts(targets: list[TargetIn]) -> list[TargetIn]:
+    seen: set[uuid.UUID] = set()
+    for target in targets:
+        if target.account_id in seen:
+            raise ValueError(f"account {target.account_id} is listed more than once")
+        seen.add(target.account_id)
+    return targets
+
+
+class TargetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: uuid.UUID
+    content: str | None = Field(
+        default=None,
+        max_length=MAX_CONTENT_LENGTH,
+        description="Text for this account only; the post's content when absent.",
+    )
+
+
+Targets = Annotated[
+    list[TargetIn],
+    Field(min_length=1, max_length=MAX_TARGETS),
+    AfterValidator(_unique_accounts),
+]
+
+
+class _Timing(BaseModel):
+    scheduled_at: datetime | None = Field(
+        default=None,
+        description=(
+            "When to publish: RFC 3339 with an offset (`2026-12-01T09:00:00+01:00`), or a "
+            "local time without offset together with `timezone`."
+        ),
+    )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="IANA time zone (`Europe/Paris`) in which a local `scheduled_at` is read.",
+        examples=["Europe/Paris"],
+    )
+
+
+class PostCreate(_Timing):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+    targets: Targets
+    draft: bool = Field(default=False, description="Save without scheduling.")
+
+    @model_validator(mode="after")
+    def _needs_time_unless_draft(self) -> PostCreate:
+        if not self.draft and self.scheduled_at is None:
+            raise ValueError("scheduled_at is required unless the post is a draft")
+        return self
+
+
+class PostUpdate(_Timing):
+    """Fields present replace the post's; absent fields are kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_LENGTH)
+    targets: Targets | None = None
+    draft: bool | None = None
+
+
+class TargetOut(BaseModel):
+    id: uuid.UUID
+    account_id: uuid.UUID
+    platform: str
+    content: str | None = Field(description="The per-account override, if any.")
+    status: TargetStatus
+    attempts: int
+    remote_id: str | None
+    remote_url: str | None
+    published_at: UtcDatetime | None
+    next_attempt_at: UtcDatetime | None
+    error_kind: str | None
+    last_error: str | None
+
+
+class PostOut(BaseModel):
+    id: uuid.UUID
+    content: str
+    scheduled_at: UtcDatetime | None
+    timezone: str | None
+    status: PostStatus
+    revision: int = Field(description="Bumped by every change; send it back in If-Match.")
+    targets: list[TargetOut]
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class PostPage(BaseModel):
+    items: list[PostOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")

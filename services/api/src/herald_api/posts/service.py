@@ -1,0 +1,378 @@
+"""What the posts API does: create, read, edit, cancel and publish posts, within one workspace.
+
+Each public function is one transaction: it reads under row locks, decides, writes, and
+commits. Wake-ups for the scheduler ride on the same transaction (NOTIFY is delivered at
+commit), so the scheduler never looks before the rows are visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from herald_api.posts import repository
+from herald_api.posts.repository import PostWithTargets
+from herald_api.posts.schemas import PostCreate, PostUpdate, TargetIn
+from herald_api.posts.timing import TimingError, resolve_scheduled_at
+from herald_api.problems import FieldProblem, ProblemError
+from herald_common import clock
+from herald_common.db.models import Post, PostTarget, SocialAccount
+from herald_common.db.repositories.accounts import get_accounts
+from herald_common.db.repositories.targets import notify_scheduler
+from herald_common.platforms.base import Platform, PostContent
+from herald_common.settings import Settings
+from herald_common.statuses import (
+    EDITABLE,
+    AccountStatus,
+    PostStatus,
+    TargetStatus,
+    derive_post_status,
+)
+
+# A scheduled time this far in the past is still accepted (clock skew, slow clients); older
+# ones are refused, since publish-now says that intent plainly.
+PAST_GRACE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class PostContext:
+    session: AsyncSession
+    workspace_id: uuid.UUID
+    settings: Settings
+    platforms: dict[str, Platform]
+
+
+def _not_found() -> ProblemError:
+    return ProblemError(404, "post-not-found", "No post with this id in this workspace.")
+
+
+def _invalid(problems: Sequence[FieldProblem]) -> ProblemError:
+    return ProblemError(422, "invalid-post", "The post cannot be scheduled as it is.", problems)
+
+
+async def get_post(ctx: PostContext, post_id: uuid.UUID) -> PostWithTargets:
+    post = await repository.get_post(ctx.session, ctx.workspace_id, post_id)
+    if post is None:
+        raise _not_found()
+    targets = await repository.targets_of(ctx.session, ctx.workspace_id, [post.id], lock=False)
+    return PostWithTargets(post, targets[post.id])
+
+
+async def list_posts(
+    ctx: PostContext,
+    *,
+    statuses: Sequence[PostStatus],
+    scheduled_from: datetime | None,
+    scheduled_to: datetime | None,
+    after_id: uuid.UUID | None,
+    limit: int,
+) -> list[PostWithTargets]:
+    posts = await repository.list_posts(
+        ctx.session,
+        ctx.workspace_id,
+        statuses=statuses,
+        scheduled_from=scheduled_from,
+        scheduled_to=scheduled_to,
+        after_id=after_id,
+        limit=limit,
+    )
+    targets = await repository.targets_of(
+        ctx.session, ctx.workspace_id, [p.id for p in posts], lock=False
+    )
+    return [PostWithTargets(p, targets[p.id]) for p in posts]
+
+
+def _request_hash(data: PostCreate) -> str:
+    return hashlib.sha256(data.model_dump_json().encode()).hexdigest()
+
+
+async def create_post(
+    ctx: PostContext, data: PostCreate, idempotency_key: str | None
+) -> tuple[PostWithTargets, bool]:
+    """Create a post; with an Idempotency-Key, a repeat returns the first result (and False)."""
+    request_hash = _request_hash(data)
+    if idempotency_key is not None:
+        replay = await _replay(ctx, idempotency_key, request_hash)
+        if replay is not None:
+            return replay, False
+    scheduled_at = _resolve_time(data.scheduled_at, data.timezone)
+    accounts = await _resolve_accounts(ctx, data.targets)
+    if not data.draft:
+        _check_publishable(ctx, data.content, data.targets, accounts)
+    post = Post(
+        workspace_id=ctx.workspace_id,
+        content=data.content,
+        scheduled_at=scheduled_at,
+        timezone=data.timezone,
+        status=PostStatus.DRAFT if data.draft else PostStatus.SCHEDULED,
+        revision=1,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    ctx.session.add(post)
+    await ctx.session.flush()
+    targets = [
+        PostTarget(
+            workspace_id=ctx.workspace_id,
+            post_id=post.id,
+            account_id=t.account_id,
+            platform=accounts[t.account_id].platform,
+            content_override=t.content,
+            scheduled_at=None if data.draft else scheduled_at,
+            status=TargetStatus.PENDING,
+            revision=1,
+        )
+        for t in data.targets
+    ]
+    ctx.session.add_all(targets)
+    await _notify_if_due(ctx, post)
+    try:
+        await ctx.session.commit()
+    except IntegrityError:
+        # Another request with the same Idempotency-Key won the race: answer with its post.
+        await ctx.session.rollback()
+        if idempotency_key is None:
+            raise
+        replay = await _replay(ctx, idempotency_key, request_hash)
+        if replay is None:
+            raise
+        return replay, False
+    return PostWithTargets(post, targets), True
+
+
+async def _replay(ctx: PostContext, key: str, request_hash: str) -> PostWithTargets | None:
+    existing = await repository.get_by_idempotency_key(ctx.session, ctx.workspace_id, key)
+    if existing is None:
+        return None
+    if existing.request_hash != request_hash:
+        raise ProblemError(
+            422,
+            "idempotency-key-reused",
+            "This Idempotency-Key was already used with a different request body.",
+        )
+    return await get_post(ctx, existing.id)
+
+
+async def update_post(
+    ctx: PostContext, post_id: uuid.UUID, data: PostUpdate, if_match: int
+) -> PostWithTargets:
+    post, targets = await _lock_for_change(ctx, post_id)
+    if post.revision != if_match:
+        raise ProblemError(
+            412,
+            "revision-mismatch",
+            f"The post is at revision {post.revision}; re-read it and retry with that If-Match.",
+        )
+    fields = data.model_fields_set
+    if "timezone" in fields and "scheduled_at" not in fields:
+        raise _invalid([FieldProblem(field="scheduled_at", message="Give it with timezone.")])
+    if data.content is not None:
+        post.content = data.content
+    if "scheduled_at" in fields:
+        post.scheduled_at = _resolve_time(data.scheduled_at, data.timezone)
+        post.timezone = data.timezone
+    draft = data.draft if data.draft is not None else post.status == PostStatus.DRAFT
+    if not draft and post.scheduled_at is None:
+        raise _invalid([FieldProblem(field="scheduled_at", message="Required to schedule.")])
+    if data.targets is not None:
+        targets = await _replace_targets(ctx, post, targets, data.targets)
+    live = [t for t in targets if t.status != TargetStatus.CANCELLED]
+    if not draft:
+        accounts = await _resolve_accounts(ctx, [_target_in(t) for t in live])
+        _check_publishable(ctx, post.content, [_target_in(t) for t in live], accounts)
+    return await _reschedule(ctx, post, targets, draft=draft)
+
+
+async def publish_now(ctx: PostContext, post_id: uuid.UUID) -> PostWithTargets:
+    post, targets = await _lock_for_change(ctx, post_id)
+    live = [t for t in targets if t.status in EDITABLE]
+    accounts = await _resolve_accounts(ctx, [_target_in(t) for t in live])
+    _check_publishable(ctx, post.content, [_target_in(t) for t in live], accounts)
+    post.scheduled_at = clock.now()
+    return await _reschedule(ctx, post, targets, draft=False)
+
+
+async def cancel_post(ctx: PostContext, post_id: uuid.UUID) -> PostWithTargets:
+    post = await repository.get_post(ctx.session, ctx.workspace_id, post_id, lock=True)
+    if post is None:
+        raise _not_found()
+    targets = (await repository.targets_of(ctx.session, ctx.workspace_id, [post.id], lock=True))[
+        post.id
+    ]
+    _refuse_while_publishing(targets)
+    post.revision += 1
+    for target in targets:
+        if target.status in EDITABLE:
+            target.status = TargetStatus.CANCELLED
+            target.revision = post.revision
+    post.status = derive_post_status(TargetStatus(t.status) for t in targets)
+    await ctx.session.commit()
+    return PostWithTargets(post, targets)
+
+
+async def _lock_for_change(ctx: PostContext, post_id: uuid.UUID) -> tuple[Post, list[PostTarget]]:
+    """Lock a post and its targets for an edit, refusing posts that can no longer change."""
+    post = await repository.get_post(ctx.session, ctx.workspace_id, post_id, lock=True)
+    if post is None:
+        raise _not_found()
+    targets = (await repository.targets_of(ctx.session, ctx.workspace_id, [post.id], lock=True))[
+        post.id
+    ]
+    _refuse_while_publishing(targets)
+    if post.status == PostStatus.CANCELLED:
+        raise ProblemError(409, "post-cancelled", "The post was cancelled.")
+    finished = [t for t in targets if t.status not in EDITABLE | {TargetStatus.CANCELLED}]
+    if finished:
+        raise ProblemError(
+            409,
+            "post-finished",
+            "Some targets already finished (published, failed or unknown); "
+            "the post can no longer be changed.",
+        )
+    return post, targets
+
+
+def _refuse_while_publishing(targets: Sequence[PostTarget]) -> None:
+    if any(t.status == TargetStatus.PUBLISHING for t in targets):
+        raise ProblemError(
+            409,
+            "post-publishing",
+            "A target is being published right now; try again in a moment.",
+        )
+
+
+async def _reschedule(
+    ctx: PostContext, post: Post, targets: list[PostTarget], *, draft: bool
+) -> PostWithTargets:
+    """Bump the revision and put every live target back to pending at it.
+
+    Jobs already in the queue carry the old revision: when they fire, their claim finds no
+    row and they do nothing, so the post goes out once, at its new time.
+    """
+    post.revision += 1
+    for target in targets:
+        if target.status in EDITABLE:
+            target.status = TargetStatus.PENDING
+            target.revision = post.revision
+            target.scheduled_at = None if draft else post.scheduled_at
+            target.next_attempt_at = None
+    post.status = derive_post_status((TargetStatus(t.status) for t in targets), draft=draft)
+    await _notify_if_due(ctx, post)
+    await ctx.session.commit()
+    return PostWithTargets(post, targets)
+
+
+async def _replace_targets(
+    ctx: PostContext, post: Post, current: list[PostTarget], wanted: list[TargetIn]
+) -> list[PostTarget]:
+    accounts = await _resolve_accounts(ctx, wanted)
+    by_account = {t.account_id: t for t in current}
+    for target_in in wanted:
+        target = by_account.get(target_in.account_id)
+        if target is None:
+            target = PostTarget(
+                workspace_id=ctx.workspace_id,
+                post_id=post.id,
+                account_id=target_in.account_id,
+                platform=accounts[target_in.account_id].platform,
+                revision=post.revision,
+                status=TargetStatus.PENDING,
+            )
+            ctx.session.add(target)
+            current.append(target)
+        elif target.status == TargetStatus.CANCELLED:
+            target.status = TargetStatus.PENDING
+        target.content_override = target_in.content
+    keep = {t.account_id for t in wanted}
+    for target in current:
+        if target.account_id not in keep:
+            target.status = TargetStatus.CANCELLED
+    await ctx.session.flush()
+    return current
+
+
+def _target_in(target: PostTarget) -> TargetIn:
+    return TargetIn(account_id=target.account_id, content=target.content_override)
+
+
+def _resolve_time(scheduled_at: datetime | None, timezone: str | None) -> datetime | None:
+    if scheduled_at is None:
+        if timezone is not None:
+            raise _invalid([FieldProblem(field="scheduled_at", message="Give it with timezone.")])
+        return None
+    try:
+        resolved = resolve_scheduled_at(scheduled_at, timezone)
+    except TimingError as exc:
+        raise _invalid([exc.problem]) from None
+    if resolved < clock.now() - PAST_GRACE:
+        raise _invalid(
+            [
+                FieldProblem(
+                    field="scheduled_at",
+                    message="The time is in the past; use publish-now to publish at once.",
+                )
+            ]
+        )
+    return resolved
+
+
+async def _resolve_accounts(
+    ctx: PostContext, targets: Sequence[TargetIn]
+) -> dict[uuid.UUID, SocialAccount]:
+    accounts = await get_accounts(ctx.session, ctx.workspace_id, [t.account_id for t in targets])
+    problems = []
+    for i, target in enumerate(targets):
+        account = accounts.get(target.account_id)
+        if account is None:
+            problems.append(
+                FieldProblem(
+                    field=f"targets[{i}].account_id",
+                    message="No account with this id in this workspace.",
+                )
+            )
+        elif account.status != AccountStatus.ACTIVE:
+            problems.append(
+                FieldProblem(
+                    field=f"targets[{i}].account_id",
+                    message=f"The account is {account.status.replace('_', ' ')}; reconnect it.",
+                )
+            )
+    if problems:
+        raise _invalid(problems)
+    return accounts
+
+
+def _check_publishable(
+    ctx: PostContext,
+    content: str,
+    targets: Sequence[TargetIn],
+    accounts: dict[uuid.UUID, SocialAccount],
+) -> None:
+    """Run each target's platform rules on the text it will publish."""
+    problems = []
+    for i, target in enumerate(targets):
+        platform = ctx.platforms[accounts[target.account_id].platform]
+        text = target.content if target.content is not None else content
+        field_path = f"targets[{i}].content" if target.content is not None else "content"
+        problems += [
+            FieldProblem(field=field_path, message=problem.message)
+            for problem in platform.validate(PostContent(text=text))
+        ]
+    if problems:
+        raise _invalid(problems)
+
+
+async def _notify_if_due(ctx: PostContext, post: Post) -> None:
+    horizon = timedelta(seconds=ctx.settings.scheduler_horizon_seconds)
+    if (
+        post.status != PostStatus.DRAFT
+        and post.scheduled_at is not None
+        and post.scheduled_at <= clock.now() + horizon
+    ):
+        await notify_scheduler(ctx.session)

@@ -1,0 +1,48 @@
+"""The process-wide clients the API shares across requests, opened and closed by the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from herald_common.db.engine import create_engine, create_session_factory
+from herald_common.http import create_http_client
+from herald_common.platforms.base import Platform
+from herald_common.platforms.registry import build_platforms
+from herald_common.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    http: httpx.AsyncClient
+    platforms: dict[str, Platform]
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    engine = create_engine(settings)
+    sessions = create_session_factory(engine)
+    redis = Redis.from_url(settings.redis_url)
+    http = create_http_client(settings)
+    try:
+        yield Resources(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            redis=redis,
+            http=http,
+            platforms=build_platforms(settings, http, sessions),
+        )
+    finally:
+        await http.aclose()
+        await redis.aclose()
+        await engine.dispose()

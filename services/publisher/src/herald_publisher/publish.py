@@ -1,0 +1,249 @@
+"""Publishing one target: claim -> rate limit -> validate -> adapter -> record.
+
+Postgres decides, Redis only triggers: a job may run more than once (arq re-runs a job whose
+worker died), but only the job whose revision matches can claim the target, and the claim is
+one guarded UPDATE, so the post is published once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from redis.asyncio import Redis
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from herald_common import clock
+from herald_common.crypto import TokenCipher
+from herald_common.db.models import SocialAccount
+from herald_common.db.repositories.targets import (
+    ClaimedTarget,
+    Outcome,
+    claim_target,
+    record_outcome,
+)
+from herald_common.ids import new_id
+from herald_common.logging import get_logger
+from herald_common.platforms.base import (
+    AccountCredentials,
+    Platform,
+    PostContent,
+    Published,
+    PublishRequest,
+)
+from herald_common.platforms.errors import (
+    AuthExpired,
+    CannotTell,
+    OutcomeUnknown,
+    PublishError,
+    RateLimited,
+    Rejected,
+    Transient,
+)
+from herald_common.queue import PublishJob, enqueue_publish_jobs, publish_job_id
+from herald_common.ratelimit import acquire, buckets_for, drain_until
+from herald_common.settings import Settings
+from herald_common.statuses import AccountStatus, TargetStatus
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherDeps:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    platforms: dict[str, Platform]
+    cipher: TokenCipher
+    worker: str
+
+
+def idempotency_key(target_id: uuid.UUID) -> str:
+    """One key for the target's whole life: every retry of it is the same post."""
+    return f"herald-{target_id}"
+
+
+async def publish_target(deps: PublisherDeps, target_id: uuid.UUID, revision: int) -> str:
+    """Run one publish job; returns what happened (for logs and tests)."""
+    started = clock.now()
+    async with deps.sessions() as session:
+        target = await claim_target(session, target_id, revision, new_id(), started)
+        await session.commit()
+    if target is None:
+        # Rescheduled, cancelled, or already handled by another copy of this job.
+        log.debug("stale or duplicate job dropped", target_id=str(target_id), revision=revision)
+        return "stale"
+    platform = deps.platforms[target.platform]
+    buckets = buckets_for(platform.name, platform.limits, target.account_id)
+    wait = await acquire(deps.redis, buckets)
+    if wait > 0:
+        outcome = _rate_limited(wait, "our rate limit for this account or platform")
+        await _record(deps, target, outcome, started)
+        return outcome.attempt_outcome
+    request = _request(deps, target)
+    try:
+        problems = platform.validate(request.content)
+        if problems:
+            raise Rejected("; ".join(p.message for p in problems))
+        published = await platform.publish(request)
+        outcome = _published(published)
+    except RateLimited as exc:
+        for bucket in buckets:
+            await drain_until(deps.redis, bucket, clock.now().timestamp() + exc.retry_after)
+        outcome = _rate_limited(exc.retry_after, exc.message, exc.http_status)
+    except OutcomeUnknown as exc:
+        outcome = await _reconcile(deps, platform, request, target, exc)
+    except PublishError as exc:
+        outcome = _failure(deps.settings, target, exc)
+    await _record(deps, target, outcome, started)
+    return outcome.attempt_outcome
+
+
+def _request(deps: PublisherDeps, target: ClaimedTarget) -> PublishRequest:
+    token = (
+        None if target.access_token_enc is None else deps.cipher.decrypt(target.access_token_enc)
+    )
+    return PublishRequest(
+        account=AccountCredentials(
+            account_id=target.account_id,
+            workspace_id=target.workspace_id,
+            external_id=target.account_external_id,
+            handle=target.account_handle,
+            access_token=token,
+            instance_url=target.account_instance_url,
+        ),
+        content=PostContent(text=target.text, media_ids=tuple(target.media_ids)),
+        idempotency_key=idempotency_key(target.id),
+        target_id=target.id,
+    )
+
+
+def _published(published: Published) -> Outcome:
+    return Outcome(
+        status=TargetStatus.PUBLISHED,
+        attempt_outcome="published",
+        remote_id=published.remote_id,
+        remote_url=published.remote_url,
+    )
+
+
+def _rate_limited(wait: float, reason: str, http_status: int | None = None) -> Outcome:
+    return Outcome(
+        status=TargetStatus.ENQUEUED,
+        attempt_outcome="rate_limited",
+        error_kind="rate_limited",
+        error=f"Waiting {wait:.1f} s: {reason}.",
+        http_status=http_status,
+        next_attempt_at=clock.now() + timedelta(seconds=wait),
+    )
+
+
+def _failure(settings: Settings, target: ClaimedTarget, exc: PublishError) -> Outcome:
+    delays = settings.publisher_retry_delays_seconds
+    if isinstance(exc, Transient) and target.attempts <= len(delays):
+        return Outcome(
+            status=TargetStatus.RETRYING,
+            attempt_outcome=exc.kind,
+            error_kind=exc.kind,
+            error=exc.message,
+            http_status=exc.http_status,
+            next_attempt_at=clock.now() + timedelta(seconds=delays[target.attempts - 1]),
+        )
+    return Outcome(
+        status=TargetStatus.FAILED,
+        attempt_outcome=exc.kind,
+        error_kind=exc.kind,
+        error=exc.message,
+        http_status=exc.http_status,
+    )
+
+
+async def _reconcile(
+    deps: PublisherDeps,
+    platform: Platform,
+    request: PublishRequest,
+    target: ClaimedTarget,
+    unknown: OutcomeUnknown,
+) -> Outcome:
+    """The request may have reached the platform: ask it before anything is sent again."""
+    try:
+        found = await platform.find_published(request)
+    except CannotTell as exc:
+        return Outcome(
+            status=TargetStatus.UNKNOWN,
+            attempt_outcome=unknown.kind,
+            error_kind=unknown.kind,
+            error=f"{unknown.message}; {platform.name} cannot tell whether it was posted: "
+            f"{exc.message}",
+            http_status=unknown.http_status,
+        )
+    except PublishError as exc:
+        # The lookup itself failed: we still do not know, so never post blindly again.
+        return Outcome(
+            status=TargetStatus.UNKNOWN,
+            attempt_outcome=unknown.kind,
+            error_kind=unknown.kind,
+            error=f"{unknown.message}; the lookup failed too: {exc.message}",
+            http_status=unknown.http_status,
+        )
+    if found is not None:
+        return _published(found)
+    return _failure(deps.settings, target, Transient(f"{unknown.message}; not found, retrying"))
+
+
+async def _record(
+    deps: PublisherDeps, target: ClaimedTarget, outcome: Outcome, started: datetime
+) -> None:
+    """Write the outcome; a retry or re-deferral is enqueued before the commit, so its job
+    (which may fire at once) waits on the row lock and then sees the committed status."""
+    async with deps.sessions() as session:
+        recorded = await record_outcome(
+            session,
+            target,
+            outcome,
+            worker=deps.worker,
+            started_at=started,
+            finished_at=clock.now(),
+        )
+        if not recorded:
+            log.warning("claim lost before recording", target_id=str(target.id))
+            await session.rollback()
+            return
+        if outcome.error_kind == AuthExpired.kind:
+            await session.execute(
+                update(SocialAccount)
+                .where(SocialAccount.id == target.account_id)
+                .values(status=AccountStatus.REQUIRES_REAUTH)
+            )
+        if outcome.next_attempt_at is not None:
+            await enqueue_publish_jobs(deps.redis, [_next_job(target, outcome)])
+        await session.commit()
+    log.info(
+        "publish attempt finished",
+        target_id=str(target.id),
+        platform=target.platform,
+        outcome=outcome.attempt_outcome,
+        status=outcome.status.value,
+    )
+
+
+def _next_job(target: ClaimedTarget, outcome: Outcome) -> PublishJob:
+    assert outcome.next_attempt_at is not None
+    if outcome.status is TargetStatus.ENQUEUED:
+        # Re-deferred, same attempt: the id must still differ from the job running now.
+        attempt = target.attempts
+        ready_ms = int(outcome.next_attempt_at.timestamp() * 1000)
+        job_id = f"{publish_job_id(target.id, target.revision, attempt)}:w{ready_ms}"
+    else:
+        attempt = target.attempts + 1
+        job_id = None
+    return PublishJob(
+        target_id=target.id,
+        revision=target.revision,
+        attempt=attempt,
+        platform=target.platform,
+        defer_until=outcome.next_attempt_at,
+        job_id=job_id,
+    )
