@@ -1,28 +1,102 @@
-"""Shared fixtures: real Postgres and real Redis, found through HERALD_* URLs (``make test`` sets
-them, starting embedded servers when none answer) or the local defaults."""
+"""Shared fixtures: real Postgres and real Redis, found through HERALD_* URLs (``make test``
+sets them, starting embedded servers when none answer) or the machine's local defaults.
+
+The session gets a database of its own, built by the Alembic migrations; every test starts
+from empty tables and an empty Redis database.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
+import httpx
 import pytest
+import uvicorn
 from redis.asyncio import Redis
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from herald_common import clock
+from herald_common.db.engine import create_engine, create_session_factory
+from herald_common.db.migrate import upgrade
+from herald_common.db.models import SocialAccount
+from herald_common.db.repositories.workspaces import add_api_key, create_workspace
 from herald_common.settings import Settings
 
 # A Redis database of its own so tests never touch data a developer keeps in database 0.
 TEST_REDIS_DB = 9
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/herald"
+TABLES = "workspaces, sandbox_publications"  # everything else hangs off these by cascade
 
 
-def _redis_url() -> str:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
     base = os.environ.get("HERALD_REDIS_URL", "redis://127.0.0.1:6379/0")
     return base.rsplit("/", 1)[0] + f"/{TEST_REDIS_DB}"
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    return _redis_url()
+def database_url() -> Iterator[str]:
+    """A fresh database for this test session, migrated to head."""
+    server = make_url(os.environ.get("HERALD_DATABASE_URL", DEFAULT_DATABASE_URL))
+    name = f"herald_test_{os.getpid()}"
+    admin = server.set(database="postgres")
+    asyncio.run(_admin(admin.render_as_string(False), f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(False)
+    upgrade(url)
+    yield url
+    asyncio.run(_admin(admin.render_as_string(False), f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+async def _admin(url: str, statement: str) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        await connection.execute(text(statement))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        redis_url=redis_url,
+        log_format="console",
+        log_level="WARNING",
+        scheduler_interval_seconds=0.2,
+        publisher_poll_delay_seconds=0.01,
+    )
+
+
+@pytest.fixture(scope="session")
+def base_settings(settings: Settings) -> Settings:
+    return settings
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)
 
 
 @pytest.fixture
@@ -33,6 +107,77 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Empty tables before the test (the services under test commit for real)."""
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _reset_clock() -> Iterator[None]:
+    clock.reset()
+    yield
+    clock.reset()
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    workspace_id: uuid.UUID
+    api_key: str
+    account_id: uuid.UUID
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+async def make_tenant(sessions: async_sessionmaker[AsyncSession], name: str) -> Tenant:
+    async with sessions.begin() as session:
+        workspace = await create_workspace(session, name)
+        key = await add_api_key(session, workspace.id, "test key")
+        account = SocialAccount(
+            workspace_id=workspace.id,
+            platform="sandbox",
+            external_id=f"{name}-sandbox",
+            handle=f"{name}-sandbox",
+        )
+        session.add(account)
+        await session.flush()
+        return Tenant(workspace.id, key.key, account.id)
+
+
+@pytest.fixture
+async def tenant(db: None, sessions: async_sessionmaker[AsyncSession]) -> Tenant:
+    return await make_tenant(sessions, "acme")
+
+
+@pytest.fixture
+async def other_tenant(db: None, sessions: async_sessionmaker[AsyncSession]) -> Tenant:
+    return await make_tenant(sessions, "globex")
+
+
 @pytest.fixture(scope="session")
-def base_settings(redis_url: str) -> Settings:
-    return Settings(environment="test", redis_url=redis_url, log_format="console")
+async def api_url(settings: Settings) -> AsyncIterator[str]:
+    """The real API over real HTTP, served by uvicorn inside the test process."""
+    from herald_api.main import create_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def client(api_url: str, tenant: Tenant) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_url, headers=tenant.headers) as http:
+        yield http

@@ -43,7 +43,7 @@ from herald_common.platforms.errors import (
     Transient,
 )
 from herald_common.queue import PublishJob, enqueue_publish_jobs, publish_job_id
-from herald_common.ratelimit import acquire, buckets_for, drain_until
+from herald_common.ratelimit import acquire, buckets_for, drain_for
 from herald_common.settings import Settings
 from herald_common.statuses import AccountStatus, TargetStatus
 
@@ -90,8 +90,9 @@ async def publish_target(deps: PublisherDeps, target_id: uuid.UUID, revision: in
         published = await platform.publish(request)
         outcome = _published(published)
     except RateLimited as exc:
+        # Hold every bucket until the platform's reset, so no other worker hammers it.
         for bucket in buckets:
-            await drain_until(deps.redis, bucket, clock.now().timestamp() + exc.retry_after)
+            await drain_for(deps.redis, bucket, exc.retry_after)
         outcome = _rate_limited(exc.retry_after, exc.message, exc.http_status)
     except OutcomeUnknown as exc:
         outcome = await _reconcile(deps, platform, request, target, exc)

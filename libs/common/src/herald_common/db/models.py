@@ -42,6 +42,9 @@ def _in(values: Any) -> str:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Fetch server-made values (created_at, updated_at) with RETURNING on flush, so objects
+    # stay readable after commit without a lazy load.
+    __mapper_args__ = {"eager_defaults": True}
     type_annotation_map = {
         datetime: DateTime(timezone=True),
         uuid.UUID: UUID(as_uuid=True),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import regex
+import regex  # type: ignore[import-untyped]  # no types-regex in the workspace's dev group
 
 # One extended grapheme cluster (UAX #29), what a reader sees as one character.
 _GRAPHEME = regex.compile(r"\X")

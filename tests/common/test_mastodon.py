@@ -1,0 +1,468 @@
+"""The Mastodon adapter against the local fake Mastodon over real HTTP, and Mastodon's counting.
+
+The adapter is built with the shared client factory, so these run through the aiohttp
+transport Herald uses in production; the transport-failure tests also run over httpx's own
+transport, since DESIGN.md keeps the transport swappable.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from herald_common import clock
+from herald_common.http import create_http_client
+from herald_common.platforms.base import (
+    AccountCredentials,
+    ContentProblem,
+    PostContent,
+    PublishRequest,
+)
+from herald_common.platforms.errors import (
+    AuthExpired,
+    CannotTell,
+    OutcomeUnknown,
+    RateLimited,
+    Rejected,
+    Transient,
+)
+from herald_common.platforms.mastodon import Mastodon
+from herald_common.platforms.text import (
+    extract_mentions,
+    extract_urls,
+    grapheme_count,
+    mastodon_length,
+)
+from herald_common.settings import Settings
+from tests.fakes.mastodon import FakeMastodon
+
+ALICE = "alice-token"
+BOB = "bob-token"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeMastodon]:
+    with FakeMastodon(tokens={ALICE: "alice", BOB: "bob"}) as server:
+        yield server
+
+
+@pytest.fixture
+def mastodon_settings(fake: FakeMastodon) -> Settings:
+    # No database or Redis: the adapter needs only its HTTP settings.
+    return Settings(environment="test", log_format="console", mastodon_api_base=fake.base_url)
+
+
+@pytest.fixture
+async def http(mastodon_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    client = create_http_client(mastodon_settings)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def mastodon(mastodon_settings: Settings, http: httpx.AsyncClient) -> Mastodon:
+    return Mastodon(mastodon_settings, http)
+
+
+@pytest.fixture
+def restore_clock() -> Iterator[None]:
+    yield
+    clock.reset()
+
+
+def publish_request(
+    text: str = "Hello from Herald",
+    *,
+    key: str = "target-1",
+    token: str | None = ALICE,
+    instance_url: str | None = None,
+    media_ids: tuple[str, ...] = (),
+) -> PublishRequest:
+    return PublishRequest(
+        account=AccountCredentials(
+            account_id=uuid4(),
+            workspace_id=uuid4(),
+            external_id="1",
+            handle="alice",
+            access_token=token,
+            instance_url=instance_url,
+        ),
+        content=PostContent(text, media_ids),
+        idempotency_key=key,
+    )
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# -- publish -------------------------------------------------------------------------------
+
+
+async def test_publish_creates_one_status_and_returns_its_id_and_url(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    published = await mastodon.publish(publish_request("Hello from Herald"))
+
+    [status] = fake.statuses
+    assert status.text == "Hello from Herald"
+    assert status.visibility == "public"
+    assert published.remote_id == status.id
+    assert published.remote_url == f"https://mastodon.test/@alice/{status.id}"
+
+
+async def test_publish_sends_media_ids(mastodon: Mastodon, fake: FakeMastodon) -> None:
+    await mastodon.publish(publish_request("With pictures", media_ids=("m1", "m2")))
+
+    assert fake.statuses[0].media_ids == ("m1", "m2")
+
+
+async def test_retry_with_the_same_idempotency_key_returns_the_first_status(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    first = await mastodon.publish(publish_request(key="target-7"))
+    again = await mastodon.publish(publish_request(key="target-7"))
+
+    assert again == first
+    assert len(fake.statuses) == 1
+    assert [r.idempotency_key for r in fake.requests] == ["target-7", "target-7"]
+
+
+async def test_idempotency_keys_belong_to_one_account(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    await mastodon.publish(publish_request(key="same", token=ALICE))
+    await mastodon.publish(publish_request(key="same", token=BOB))
+
+    assert len({status.account_id for status in fake.statuses}) == 2
+
+
+async def test_the_accounts_instance_url_wins_over_the_setting(
+    mastodon_settings: Settings, http: httpx.AsyncClient, fake: FakeMastodon
+) -> None:
+    nowhere = f"http://127.0.0.1:{unused_port()}"
+    mastodon = Mastodon(mastodon_settings.model_copy(update={"mastodon_api_base": nowhere}), http)
+
+    await mastodon.publish(publish_request(instance_url=fake.base_url + "/"))
+
+    assert len(fake.statuses) == 1
+
+
+async def test_post_over_the_limit_is_rejected_with_mastodons_message(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    with pytest.raises(Rejected) as raised:
+        await mastodon.publish(publish_request("a" * 501))
+
+    assert raised.value.http_status == 422
+    assert "Text character limit of 500 exceeded" in raised.value.message
+    assert fake.statuses == []
+
+
+async def test_long_url_counts_as_23_characters_for_validate_and_mastodon(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    text = "Read this: https://example.com/" + "a" * 570
+    assert len(text) > 600
+
+    assert mastodon.validate(PostContent(text)) == []
+    await mastodon.publish(publish_request(text))
+    assert len(fake.statuses) == 1
+
+
+async def test_revoked_token_is_auth_expired(mastodon: Mastodon, fake: FakeMastodon) -> None:
+    fake.revoke_token(ALICE)
+
+    with pytest.raises(AuthExpired) as raised:
+        await mastodon.publish(publish_request())
+
+    assert raised.value.http_status == 401
+    assert "The access token is invalid" in raised.value.message
+
+
+async def test_forbidden_is_auth_expired(mastodon: Mastodon, fake: FakeMastodon) -> None:
+    fake.fail_next(status_code=403, error="This action is outside the authorized scopes")
+
+    with pytest.raises(AuthExpired):
+        await mastodon.publish(publish_request())
+
+
+async def test_account_without_a_token_is_auth_expired_without_a_request(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    with pytest.raises(AuthExpired):
+        await mastodon.publish(publish_request(token=None))
+
+    assert fake.requests == []
+
+
+async def test_rate_limit_waits_until_the_announced_reset(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    fake.rate_limit_next(reset_after=timedelta(seconds=90))
+
+    with pytest.raises(RateLimited) as raised:
+        await mastodon.publish(publish_request())
+
+    assert 80 < raised.value.retry_after <= 90
+    assert raised.value.http_status == 429
+    assert fake.statuses == []
+
+
+async def test_rate_limit_wait_is_measured_on_herald_clock(
+    mastodon: Mastodon, fake: FakeMastodon, restore_clock: None
+) -> None:
+    # The fake reads Herald's clock too, so with the clock moved 4 hours ahead of the wall
+    # clock the reset is 4 hours "later"; measured against the wall clock the wait would look
+    # 4 hours longer than announced.
+    clock.advance(timedelta(hours=4))
+    fake.rate_limit_next(reset_after=timedelta(minutes=10))
+
+    with pytest.raises(RateLimited) as raised:
+        await mastodon.publish(publish_request())
+
+    assert 590 < raised.value.retry_after <= 600
+
+
+async def test_server_error_is_transient_and_creates_nothing(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    fake.fail_next(status_code=503)
+
+    with pytest.raises(Transient) as raised:
+        await mastodon.publish(publish_request())
+
+    assert raised.value.http_status == 503
+    assert fake.statuses == []
+    await mastodon.publish(publish_request())
+    assert len(fake.statuses) == 1
+
+
+# -- transport failures, over both transports -------------------------------------------------
+
+TRANSPORTS = {
+    "aiohttp": None,  # create_http_client's default, what production uses
+    "httpcore": httpx.AsyncHTTPTransport,
+}
+
+
+@pytest.fixture(params=list(TRANSPORTS))
+async def any_transport_mastodon(
+    request: pytest.FixtureRequest, mastodon_settings: Settings
+) -> AsyncIterator[Mastodon]:
+    transport_class = TRANSPORTS[request.param]
+    quick = mastodon_settings.model_copy(update={"http_timeout_seconds": 0.5})
+    client = create_http_client(quick, transport_class() if transport_class else None)
+    yield Mastodon(quick, client)
+    await client.aclose()
+
+
+async def test_unreachable_server_is_transient(any_transport_mastodon: Mastodon) -> None:
+    request = publish_request(instance_url=f"http://127.0.0.1:{unused_port()}")
+
+    with pytest.raises(Transient):
+        await any_transport_mastodon.publish(request)
+
+
+async def test_connection_dropped_after_accept_is_outcome_unknown(
+    any_transport_mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    fake.drop_next()
+
+    with pytest.raises(OutcomeUnknown):
+        await any_transport_mastodon.publish(publish_request())
+
+    assert len(fake.statuses) == 1
+    assert fake.requests[-1].status_code is None
+
+
+async def test_answer_slower_than_the_timeout_is_outcome_unknown(
+    any_transport_mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    fake.delay_next(seconds=1.5)
+
+    with pytest.raises(OutcomeUnknown):
+        await any_transport_mastodon.publish(publish_request())
+
+    assert len(fake.statuses) == 1
+
+
+# -- find_published --------------------------------------------------------------------------
+
+
+async def test_find_published_after_a_dropped_answer_returns_the_original_status(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    request = publish_request(key="target-9")
+    sent_at = clock.now()
+    fake.drop_next()
+    with pytest.raises(OutcomeUnknown):
+        await mastodon.publish(request)
+
+    found = await mastodon.find_published(request, first_attempt_at=sent_at)
+
+    [status] = fake.statuses
+    assert found is not None
+    assert found.remote_id == status.id
+
+
+async def test_find_published_creates_the_status_once_when_the_first_attempt_never_landed(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    request = publish_request(key="target-10")
+
+    found = await mastodon.find_published(request, first_attempt_at=clock.now())
+    found_again = await mastodon.find_published(request, first_attempt_at=clock.now())
+
+    [status] = fake.statuses
+    assert found is not None
+    assert found.remote_id == status.id
+    assert found_again == found
+
+
+async def test_find_published_cannot_tell_once_mastodon_may_have_forgotten_the_key(
+    mastodon: Mastodon, fake: FakeMastodon, restore_clock: None
+) -> None:
+    request = publish_request()
+    sent_at = clock.now()
+    await mastodon.publish(request)
+    clock.advance(timedelta(minutes=56))
+
+    with pytest.raises(CannotTell):
+        await mastodon.find_published(request, first_attempt_at=sent_at)
+
+    assert len(fake.requests) == 1  # no blind second post
+
+
+async def test_find_published_cannot_tell_without_the_first_attempt_time(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    with pytest.raises(CannotTell):
+        await mastodon.find_published(publish_request())
+
+    assert fake.requests == []
+
+
+async def test_find_published_reports_rate_limits_like_publish(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    fake.rate_limit_next(reset_after=timedelta(seconds=30))
+
+    with pytest.raises(RateLimited):
+        await mastodon.find_published(publish_request(), first_attempt_at=clock.now())
+
+
+# -- the fake itself (other suites rely on it behaving like Mastodon) --------------------------
+
+
+async def test_fake_forgets_idempotency_keys_after_an_hour(
+    mastodon: Mastodon, fake: FakeMastodon, restore_clock: None
+) -> None:
+    await mastodon.publish(publish_request(key="k"))
+    clock.advance(timedelta(hours=1, seconds=1))
+    await mastodon.publish(publish_request(key="k"))
+
+    assert len(fake.statuses) == 2
+
+
+async def test_fake_lists_the_accounts_statuses_newest_first(
+    mastodon: Mastodon, fake: FakeMastodon, http: httpx.AsyncClient
+) -> None:
+    for n in range(3):
+        await mastodon.publish(publish_request(f"post {n}", key=f"k{n}"))
+    auth = {"Authorization": f"Bearer {ALICE}"}
+
+    me = await http.get(f"{fake.base_url}/api/v1/accounts/verify_credentials", headers=auth)
+    listed = await http.get(
+        f"{fake.base_url}/api/v1/accounts/{me.json()['id']}/statuses?limit=2", headers=auth
+    )
+
+    assert me.json()["username"] == "alice"
+    assert [s["content"] for s in listed.json()] == ["<p>post 2</p>", "<p>post 1</p>"]
+
+
+# -- validate --------------------------------------------------------------------------------
+
+
+def test_validate_counts_what_mastodon_counts(mastodon: Mastodon) -> None:
+    assert mastodon.validate(PostContent("👨‍👩‍👧‍👦" * 500)) == []
+    assert mastodon.validate(PostContent("a" * 512)) == [
+        ContentProblem(
+            "content", "Mastodon allows 500 characters (URLs count as 23); this post has 512."
+        )
+    ]
+
+
+def test_validate_needs_text_or_an_attachment(mastodon: Mastodon) -> None:
+    [problem] = mastodon.validate(PostContent("  \n "))
+    assert problem.field == "content"
+    assert mastodon.validate(PostContent("", media_ids=("m1",))) == []
+
+
+def test_validate_allows_four_attachments(mastodon: Mastodon) -> None:
+    assert mastodon.validate(PostContent("pics", media_ids=("1", "2", "3", "4"))) == []
+    [problem] = mastodon.validate(PostContent("pics", media_ids=("1", "2", "3", "4", "5")))
+    assert problem.field == "media_ids"
+
+
+# -- text counting ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hello", 5),
+        ("👨‍👩‍👧‍👦", 1),  # ZWJ family: 7 code points
+        ("👍🏽", 1),  # emoji with skin-tone modifier
+        ("🇫🇷🇩🇪", 2),  # two regional-indicator flags
+        ("e\u0301", 1),  # e + combining acute accent
+        ("\u1100\u1161\u11a8", 1),  # Hangul jamo forming one syllable
+        ("漢字かな", 4),
+        ("", 0),
+    ],
+)
+def test_grapheme_count(text: str, expected: int) -> None:
+    assert grapheme_count(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://example.com/" + "x" * 200, 23),
+        ("a https://example.com b http://example.org/path", 2 + 23 + 3 + 23),
+        ("see https://example.com/a.", 4 + 23 + 1),  # full stop is not part of the URL
+        ("(https://en.wikipedia.org/wiki/Foo_(bar))", 1 + 23 + 1),
+        ("example.com has no scheme", 25),  # Mastodon counts schemeless domains as text
+        ("nohttps://example.com", 21),  # glued to a word: not a URL
+        ("@alice@mastodon.social hi", 9),  # remote mention costs only @alice
+        ("@alice hi", 9),
+        ("mail bob@example.com", 20),  # an e-mail address is not a mention
+        ("https://mastodon.social/@alice@example.org", 23),  # a mention inside a URL
+        ("   \n ", 0),
+        ("👨‍👩‍👧‍👦 https://example.com", 1 + 1 + 23),
+    ],
+)
+def test_mastodon_length(text: str, expected: int) -> None:
+    assert mastodon_length(text) == expected
+
+
+def test_extract_urls_returns_spans_without_trailing_punctuation() -> None:
+    text = "Links: https://a.example/x?y=1, and https://b.example!"
+    urls = extract_urls(text)
+
+    assert [u.text for u in urls] == ["https://a.example/x?y=1", "https://b.example"]
+    assert all(text[u.start : u.end] == u.text for u in urls)
+
+
+def test_extract_mentions() -> None:
+    text = "cc @alice, @bob@example.social and me@example.com"
+
+    assert [m.text for m in extract_mentions(text)] == ["@alice", "@bob@example.social"]

@@ -1,0 +1,555 @@
+"""A local fake Mastodon server that behaves like the real one where Herald can tell.
+
+It is a small Starlette app served by uvicorn on a free 127.0.0.1 port, in a background thread
+with its own event loop, so adapters talk to it over real HTTP through the real transport::
+
+    with FakeMastodon(tokens={"token-a": "alice"}) as fake:   # or fake.start() / fake.stop()
+        settings = base_settings.model_copy(update={"mastodon_api_base": fake.base_url})
+        ...
+        assert [s.text for s in fake.statuses] == ["hello"]
+
+What it does like Mastodon:
+
+- ``POST /api/v1/statuses`` (JSON body) needs ``Authorization: Bearer <token>`` for one
+  of its accounts, else 401 ``{"error": "The access token is invalid"}``; counts length with
+  Mastodon's rule (:func:`herald_common.platforms.text.mastodon_length`) and answers 422
+  ``{"error": "Validation failed: Text character limit of 500 exceeded"}`` when over; honours
+  ``Idempotency-Key`` per account for one hour after the status was created (the same key
+  returns the same status and creates nothing); answers a Status entity (string id,
+  ``created_at``, HTML ``content``, ``url`` ``https://{domain}/@{username}/{id}``, ``uri``,
+  ``visibility``, ``account``, ...).
+- ``GET /api/v1/accounts/verify_credentials`` and ``GET /api/v1/accounts/{id}/statuses``
+  (newest first, ``limit`` default 20, at most 40).
+
+What tests read: :attr:`FakeMastodon.statuses` (every status it created, oldest first, as
+:class:`FakeStatus`) and :attr:`FakeMastodon.requests` (every request, as
+:class:`FakeRequest`, with the status code it was answered with, ``None`` when dropped).
+
+Faults, queued in order and consumed one per ``POST /api/v1/statuses`` (after the token check,
+as Mastodon's own throttling and errors come after authentication):
+
+- :meth:`~FakeMastodon.rate_limit_next`: 429 with ``X-RateLimit-Limit``,
+  ``X-RateLimit-Remaining: 0`` and an ISO 8601 ``X-RateLimit-Reset``; nothing created.
+- :meth:`~FakeMastodon.fail_next`: any status code (503 by default) with an ``error``;
+  nothing created.
+- :meth:`~FakeMastodon.delay_next`: the status is created, the answer comes late (a client
+  with a shorter read timeout gives up: an outcome it cannot know).
+- :meth:`~FakeMastodon.drop_next`: the status is created, then the connection is closed with
+  no answer at all (the client sees the server disconnect).
+
+Time comes from ``clock`` (``herald_common.clock.now`` unless given), so a test that moves
+Herald's clock forward also ages the fake's idempotency keys and rate-limit resets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from herald_common import clock as herald_clock
+from herald_common.platforms.text import mastodon_length
+
+# The same numbers as the real server (see herald_common.platforms.mastodon for sources).
+MAX_CHARACTERS = 500
+MAX_MEDIA_ATTACHMENTS = 4
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=1)
+STATUSES_LIMIT_DEFAULT = 20
+STATUSES_LIMIT_MAX = 40
+
+DEFAULT_TOKEN = "fake-mastodon-token"
+DEFAULT_USERNAME = "herald"
+
+_DROP_CONNECTION = "fake_mastodon.drop_connection"
+
+
+@dataclass(frozen=True, slots=True)
+class FakeAccount:
+    id: str
+    username: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FakeStatus:
+    """A status the fake accepted, as tests read it."""
+
+    id: str
+    account_id: str
+    text: str
+    idempotency_key: str | None
+    created_at: datetime
+    visibility: str
+    media_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FakeRequest:
+    """One request the fake received. ``status_code`` is ``None`` when it dropped the connection."""
+
+    method: str
+    path: str
+    token: str | None
+    idempotency_key: str | None
+    status_code: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Fault:
+    kind: str  # "rate_limit" | "fail" | "delay" | "drop"
+    status_code: int = 0
+    error: str = ""
+    seconds: float = 0.0
+    limit: int = 0
+
+
+@dataclass
+class _State:
+    accounts_by_token: dict[str, FakeAccount] = field(default_factory=dict)
+    statuses: list[FakeStatus] = field(default_factory=list)
+    requests: list[FakeRequest] = field(default_factory=list)
+    faults: deque[_Fault] = field(default_factory=deque)
+    # (account id, key) -> (status id, when Mastodon stored it)
+    idempotency: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
+
+
+class FakeMastodon:
+    """A running-on-demand fake Mastodon; see the module docstring for what it does."""
+
+    def __init__(
+        self,
+        tokens: Mapping[str, str] | None = None,
+        *,
+        domain: str = "mastodon.test",
+        clock: Callable[[], datetime] = herald_clock.now,
+    ) -> None:
+        """``tokens`` maps each valid access token to the username of the account it acts for
+        (default: one account, ``herald``, with token :data:`DEFAULT_TOKEN`)."""
+        self.domain = domain
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ids = itertools.count(110_000_000_000_000_001)
+        self._state = _State()
+        for token, username in (tokens or {DEFAULT_TOKEN: DEFAULT_USERNAME}).items():
+            self.add_account(token, username)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+        self.app = _DropConnectionSupport(self._build_app())
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("the fake Mastodon server is not running; call start() first")
+        return f"http://127.0.0.1:{self._port}"
+
+    def start(self, timeout: float = 10.0) -> FakeMastodon:
+        if self._server is not None:
+            return self
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            loop="asyncio",
+            http="h11",
+            ws="none",
+            lifespan="off",
+            log_config=None,  # leave the test process's logging alone
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="fake-mastodon", daemon=True
+        )
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                raise RuntimeError("the fake Mastodon server did not start")
+            time.sleep(0.01)
+        self._server, self._thread = server, thread
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self._server = self._thread = None
+        self._port = None
+
+    def __enter__(self) -> FakeMastodon:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    def add_account(self, token: str, username: str) -> FakeAccount:
+        """Make ``token`` valid for the account ``username`` (created if new)."""
+        with self._lock:
+            for account in self._state.accounts_by_token.values():
+                if account.username == username:
+                    break
+            else:
+                account = FakeAccount(str(next(self._ids)), username, self._clock())
+            self._state.accounts_by_token[token] = account
+            return account
+
+    def revoke_token(self, token: str) -> None:
+        """From now on ``token`` gets 401, as after the user revoked the app."""
+        with self._lock:
+            self._state.accounts_by_token.pop(token, None)
+
+    def account_for(self, token: str) -> FakeAccount:
+        with self._lock:
+            return self._state.accounts_by_token[token]
+
+    # -- what tests read ---------------------------------------------------------------------
+
+    @property
+    def statuses(self) -> list[FakeStatus]:
+        """Every status created so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._state.statuses)
+
+    @property
+    def requests(self) -> list[FakeRequest]:
+        """Every request received so far, in order (a copy)."""
+        with self._lock:
+            return list(self._state.requests)
+
+    def reset(self) -> None:
+        """Forget statuses, requests, idempotency keys and queued faults; keep the accounts."""
+        with self._lock:
+            self._state.statuses.clear()
+            self._state.requests.clear()
+            self._state.faults.clear()
+            self._state.idempotency.clear()
+
+    # -- fault injection (each consumed by one POST /api/v1/statuses, in the order queued) ----
+
+    def rate_limit_next(
+        self, times: int = 1, *, reset_after: timedelta = timedelta(seconds=60), limit: int = 300
+    ) -> None:
+        """Answer 429 with Mastodon's X-RateLimit-* headers, reset ``reset_after`` from now."""
+        self._queue(times, _Fault("rate_limit", seconds=reset_after.total_seconds(), limit=limit))
+
+    def fail_next(
+        self, times: int = 1, *, status_code: int = 503, error: str = "Service Unavailable"
+    ) -> None:
+        """Answer ``status_code`` with ``{"error": error}`` and create nothing."""
+        self._queue(times, _Fault("fail", status_code=status_code, error=error))
+
+    def delay_next(self, times: int = 1, *, seconds: float) -> None:
+        """Create the status, then wait ``seconds`` before answering."""
+        self._queue(times, _Fault("delay", seconds=seconds))
+
+    def drop_next(self, times: int = 1) -> None:
+        """Create the status, then close the connection without answering."""
+        self._queue(times, _Fault("drop"))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._state.faults.clear()
+
+    def _queue(self, times: int, fault: _Fault) -> None:
+        with self._lock:
+            self._state.faults.extend([fault] * times)
+
+    # -- the HTTP API ------------------------------------------------------------------------
+
+    def _build_app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/api/v1/statuses", self._create_status, methods=["POST"]),
+                Route(
+                    "/api/v1/accounts/verify_credentials",
+                    self._verify_credentials,
+                    methods=["GET"],
+                ),
+                Route("/api/v1/accounts/{id}/statuses", self._account_statuses, methods=["GET"]),
+            ]
+        )
+
+    async def _create_status(self, request: Request) -> Response:
+        account, token = self._authenticate(request)
+        key = request.headers.get("Idempotency-Key")
+        if account is None:
+            return self._answer(request, token, key, _unauthorized(token))
+        params = await _params(request)
+        fault = self._next_fault()
+        if fault is not None and fault.kind in ("rate_limit", "fail"):
+            return self._answer(request, token, key, self._fault_response(fault))
+
+        with self._lock:
+            status, error = self._create_or_replay(account, params, key)
+        if error is not None:
+            return self._answer(request, token, key, error)
+        assert status is not None
+        response = JSONResponse(self._status_json(status, account))
+
+        if fault is not None and fault.kind == "delay":
+            await asyncio.sleep(fault.seconds)
+        if fault is not None and fault.kind == "drop":
+            self._record(request, token, key, None)
+            return _DropConnection()
+        return self._answer(request, token, key, response)
+
+    def _create_or_replay(
+        self, account: FakeAccount, params: dict[str, Any], key: str | None
+    ) -> tuple[FakeStatus | None, Response | None]:
+        """PostStatusService, in short: replay a remembered key, else validate and create.
+        Called with the lock held."""
+        now = self._clock()
+        if key:
+            remembered = self._state.idempotency.get((account.id, key))
+            if remembered is not None and now - remembered[1] < IDEMPOTENCY_KEY_LIFETIME:
+                return self._status_by_id(remembered[0]), None
+
+        text = str(params.get("status") or "")
+        media_ids = tuple(str(m) for m in params.get("media_ids") or ())
+        if len(media_ids) > MAX_MEDIA_ATTACHMENTS:
+            return None, _unprocessable("Cannot attach more than 4 files.")
+        if not text.strip() and not media_ids:
+            return None, _unprocessable("Validation failed: Text can't be blank")
+        if mastodon_length(text) > MAX_CHARACTERS:
+            return None, _unprocessable(
+                f"Validation failed: Text character limit of {MAX_CHARACTERS} exceeded"
+            )
+
+        status = FakeStatus(
+            id=str(next(self._ids)),
+            account_id=account.id,
+            text=text,
+            idempotency_key=key,
+            created_at=now,
+            visibility=str(params.get("visibility") or "public"),
+            media_ids=media_ids,
+        )
+        self._state.statuses.append(status)
+        if key:
+            self._state.idempotency[(account.id, key)] = (status.id, now)
+        return status, None
+
+    async def _verify_credentials(self, request: Request) -> Response:
+        account, token = self._authenticate(request)
+        if account is None:
+            return self._answer(request, token, None, _unauthorized(token))
+        body = self._account_json(account) | {"source": {"privacy": "public", "note": ""}}
+        return self._answer(request, token, None, JSONResponse(body))
+
+    async def _account_statuses(self, request: Request) -> Response:
+        account, token = self._authenticate(request)
+        if account is None:
+            return self._answer(request, token, None, _unauthorized(token))
+        try:
+            limit = int(request.query_params.get("limit", STATUSES_LIMIT_DEFAULT))
+        except ValueError:
+            limit = STATUSES_LIMIT_DEFAULT
+        limit = max(1, min(limit, STATUSES_LIMIT_MAX))
+        wanted = request.path_params["id"]
+        with self._lock:
+            owner = next(
+                (a for a in self._state.accounts_by_token.values() if a.id == wanted), None
+            )
+            mine = [s for s in self._state.statuses if s.account_id == wanted]
+        if owner is None:
+            return self._answer(
+                request, token, None, JSONResponse({"error": "Record not found"}, status_code=404)
+            )
+        newest = sorted(mine, key=lambda s: int(s.id), reverse=True)[:limit]
+        body = [self._status_json(status, owner) for status in newest]
+        return self._answer(request, token, None, JSONResponse(body))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _authenticate(self, request: Request) -> tuple[FakeAccount | None, str | None]:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None, None
+        with self._lock:
+            return self._state.accounts_by_token.get(token), token
+
+    def _next_fault(self) -> _Fault | None:
+        with self._lock:
+            return self._state.faults.popleft() if self._state.faults else None
+
+    def _fault_response(self, fault: _Fault) -> Response:
+        if fault.kind == "rate_limit":
+            reset = self._clock() + timedelta(seconds=fault.seconds)
+            return JSONResponse(
+                {"error": "Too many requests"},
+                status_code=429,
+                headers={
+                    "X-RateLimit-Limit": str(fault.limit),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": _iso8601(reset),
+                },
+            )
+        return JSONResponse({"error": fault.error}, status_code=fault.status_code)
+
+    def _answer(
+        self, request: Request, token: str | None, key: str | None, response: Response
+    ) -> Response:
+        self._record(request, token, key, response.status_code)
+        return response
+
+    def _record(
+        self, request: Request, token: str | None, key: str | None, status_code: int | None
+    ) -> None:
+        with self._lock:
+            self._state.requests.append(
+                FakeRequest(request.method, request.url.path, token, key, status_code)
+            )
+
+    def _status_by_id(self, status_id: str) -> FakeStatus:
+        return next(s for s in self._state.statuses if s.id == status_id)
+
+    def _account_json(self, account: FakeAccount) -> dict[str, Any]:
+        with self._lock:
+            count = sum(1 for s in self._state.statuses if s.account_id == account.id)
+        return {
+            "id": account.id,
+            "username": account.username,
+            "acct": account.username,
+            "display_name": account.username,
+            "locked": False,
+            "bot": False,
+            "group": False,
+            "created_at": _iso8601(account.created_at, digits=3),
+            "note": "",
+            "url": f"https://{self.domain}/@{account.username}",
+            "uri": f"https://{self.domain}/users/{account.username}",
+            "avatar": f"https://{self.domain}/avatars/original/missing.png",
+            "header": f"https://{self.domain}/headers/original/missing.png",
+            "followers_count": 0,
+            "following_count": 0,
+            "statuses_count": count,
+            "emojis": [],
+            "fields": [],
+        }
+
+    def _status_json(self, status: FakeStatus, account: FakeAccount) -> dict[str, Any]:
+        return {
+            "id": status.id,
+            "created_at": _iso8601(status.created_at, digits=3),
+            "in_reply_to_id": None,
+            "in_reply_to_account_id": None,
+            "sensitive": False,
+            "spoiler_text": "",
+            "visibility": status.visibility,
+            "language": "en",
+            "uri": f"https://{self.domain}/users/{account.username}/statuses/{status.id}",
+            "url": f"https://{self.domain}/@{account.username}/{status.id}",
+            "replies_count": 0,
+            "reblogs_count": 0,
+            "favourites_count": 0,
+            "edited_at": None,
+            "content": _html(status.text),
+            "reblog": None,
+            "application": {"name": "Herald", "website": None},
+            "account": self._account_json(account),
+            "media_attachments": [
+                {"id": media_id, "type": "image", "url": None, "description": None}
+                for media_id in status.media_ids
+            ],
+            "mentions": [],
+            "tags": [],
+            "emojis": [],
+            "card": None,
+            "poll": None,
+        }
+
+
+class _DropConnection(Response):
+    """Returned by a route to make the fake close the connection without answering."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        drop: Callable[[], None] = scope[_DROP_CONNECTION]
+        drop()
+        await asyncio.sleep(0)  # let uvicorn notice the closed connection before we return
+
+
+class _DropConnectionSupport:
+    """The outermost ASGI layer: lets a route close the client's connection unanswered.
+
+    ASGI has no "hang up" message (an app that raises gets a 500 from uvicorn), so this reaches
+    the connection's transport through uvicorn's ``send`` (the bound method of its h11
+    request cycle) and puts a closer into the scope. The fake runs uvicorn with ``http="h11"``
+    so that shape is known.
+    """
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if transport is None:
+                raise RuntimeError("the fake cannot reach uvicorn's transport to drop it")
+            scope = {**scope, _DROP_CONNECTION: transport.close}
+        await self.app(scope, receive, send)
+
+
+async def _params(request: Request) -> dict[str, Any]:
+    """The request's JSON parameters. (Mastodon also takes form bodies; Herald sends JSON, and
+    form parsing would need python-multipart, which the workspace does not install.)"""
+    try:
+        body = await request.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _unauthorized(token: str | None) -> Response:
+    error = (
+        "The access token is invalid"
+        if token is not None
+        else "This method requires an authenticated user"
+    )
+    return JSONResponse({"error": error}, status_code=401)
+
+
+def _unprocessable(error: str) -> Response:
+    return JSONResponse({"error": error}, status_code=422)
+
+
+def _html(text: str) -> str:
+    """Plain text rendered the way Mastodon's TextFormatter does for the simple cases:
+    paragraphs on blank lines, ``<br />`` on single newlines, everything escaped."""
+    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "".join(
+        "<p>" + "<br />".join(html.escape(line, quote=False) for line in p.split("\n")) + "</p>"
+        for p in paragraphs
+    )
+
+
+def _iso8601(moment: datetime, digits: int = 6) -> str:
+    """Ruby's ``Time#iso8601(digits)`` in UTC, as Mastodon formats times: ``...00.123456Z``."""
+    utc = moment.astimezone(UTC)
+    fraction = f"{utc.microsecond:06d}"[:digits]
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction}Z"
