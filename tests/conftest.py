@@ -108,11 +108,10 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-async def db(engine: AsyncEngine) -> AsyncIterator[None]:
+async def db(engine: AsyncEngine) -> None:
     """Empty tables before the test (the services under test commit for real)."""
     async with engine.begin() as connection:
         await connection.execute(text(f"TRUNCATE {TABLES} CASCADE"))
-    yield
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""Bad input gets a clear 4xx problem+json saying what is wrong, never a 500, and changes nothing."""
+"""Bad input gets a clear 4xx problem+json saying what is wrong, never a 500, and changes
+nothing."""
 
 from __future__ import annotations
 

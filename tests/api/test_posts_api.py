@@ -74,11 +74,7 @@ async def test_local_time_in_a_daylight_saving_gap_is_refused(
 ) -> None:
     year = datetime.now(UTC).year + 1
     # Find the spring-forward Sunday in March: 02:30 does not exist in Paris that day.
-    day = max(
-        d
-        for d in range(25, 32)
-        if datetime(year, 3, d).weekday() == 6  # noqa: DTZ001
-    )
+    day = max(d for d in range(25, 32) if datetime(year, 3, d).weekday() == 6)
     response = await client.post(
         "/v1/posts",
         json={

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from uuid import uuid4
 
@@ -307,7 +308,7 @@ async def test_find_published_after_a_dropped_answer_returns_the_original_status
     with pytest.raises(OutcomeUnknown):
         await mastodon.publish(request)
 
-    found = await mastodon.find_published(request, first_attempt_at=sent_at)
+    found = await mastodon.find_published(replace(request, first_attempt_at=sent_at))
 
     [status] = fake.statuses
     assert found is not None
@@ -319,8 +320,8 @@ async def test_find_published_creates_the_status_once_when_the_first_attempt_nev
 ) -> None:
     request = publish_request(key="target-10")
 
-    found = await mastodon.find_published(request, first_attempt_at=clock.now())
-    found_again = await mastodon.find_published(request, first_attempt_at=clock.now())
+    found = await mastodon.find_published(replace(request, first_attempt_at=clock.now()))
+    found_again = await mastodon.find_published(replace(request, first_attempt_at=clock.now()))
 
     [status] = fake.statuses
     assert found is not None
@@ -337,7 +338,7 @@ async def test_find_published_cannot_tell_once_mastodon_may_have_forgotten_the_k
     clock.advance(timedelta(minutes=56))
 
     with pytest.raises(CannotTell):
-        await mastodon.find_published(request, first_attempt_at=sent_at)
+        await mastodon.find_published(replace(request, first_attempt_at=sent_at))
 
     assert len(fake.requests) == 1  # no blind second post
 
@@ -357,7 +358,7 @@ async def test_find_published_reports_rate_limits_like_publish(
     fake.rate_limit_next(reset_after=timedelta(seconds=30))
 
     with pytest.raises(RateLimited):
-        await mastodon.find_published(publish_request(), first_attempt_at=clock.now())
+        await mastodon.find_published(replace(publish_request(), first_attempt_at=clock.now()))
 
 
 # -- the fake itself (other suites rely on it behaving like Mastodon) --------------------------

@@ -76,7 +76,8 @@ async def test_post_scheduled_two_seconds_ahead_is_published_once_on_time(
     target_id = first_target_id(post)
 
     async def published() -> bool:
-        return (await client.get(f"/v1/posts/{post['id']}")).json()["status"] == "published"
+        body = (await client.get(f"/v1/posts/{post['id']}")).json()
+        return bool(body["status"] == "published")
 
     await wait_for(published, timeout=20)
     body = (await client.get(f"/v1/posts/{post['id']}")).json()

@@ -41,20 +41,27 @@ T = TargetStatus
 
 # Targets the user may still change: nothing has been sent to the platform for them.
 EDITABLE: frozenset[TargetStatus] = frozenset({T.PENDING, T.ENQUEUED, T.RETRYING})
-# A publisher may claim a target only from these, and only at the job's revision.
-CLAIMABLE: frozenset[TargetStatus] = frozenset({T.ENQUEUED, T.RETRYING})
+# A publisher may claim a target only from these, and only at the job's revision. PENDING is
+# among them because a job due at once can fire before the scheduler pass that enqueued it has
+# committed: Postgres only waits on a row lock for rows whose committed version matches the
+# UPDATE's filter, so the claim must match the still-pending row to wait for that commit (and
+# then re-check the filter against the enqueued row). If that pass dies instead, the row stays
+# pending at the job's revision and publishing it is right. Edits bump the revision, so no
+# older job can ever match.
+CLAIMABLE: frozenset[TargetStatus] = frozenset({T.PENDING, T.ENQUEUED, T.RETRYING})
 TERMINAL: frozenset[TargetStatus] = frozenset({T.PUBLISHED, T.FAILED, T.CANCELLED, T.UNKNOWN})
 IN_FLIGHT: frozenset[TargetStatus] = frozenset({T.PENDING, T.ENQUEUED, T.PUBLISHING, T.RETRYING})
 
 TRANSITIONS: dict[TargetStatus, frozenset[TargetStatus]] = {
-    T.PENDING: frozenset({T.ENQUEUED, T.CANCELLED, T.PENDING}),
+    T.PENDING: frozenset({T.ENQUEUED, T.PUBLISHING, T.CANCELLED, T.PENDING}),
     T.ENQUEUED: frozenset({T.PUBLISHING, T.PENDING, T.CANCELLED}),
     T.RETRYING: frozenset({T.PUBLISHING, T.PENDING, T.CANCELLED}),
     T.PUBLISHING: frozenset({T.PUBLISHED, T.FAILED, T.RETRYING, T.ENQUEUED, T.UNKNOWN}),
     T.PUBLISHED: frozenset(),
     T.FAILED: frozenset({T.PENDING}),
     T.UNKNOWN: frozenset({T.PUBLISHED, T.PENDING}),
-    T.CANCELLED: frozenset(),
+    # Re-adding an account to an edited post revives its cancelled target.
+    T.CANCELLED: frozenset({T.PENDING}),
 }
 
 

@@ -8,16 +8,16 @@ one guarded UPDATE, so the post is published once.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common import clock
 from herald_common.crypto import TokenCipher
-from herald_common.db.models import SocialAccount
+from herald_common.db.models import PublishAttempt, SocialAccount
 from herald_common.db.repositories.targets import (
     ClaimedTarget,
     Outcome,
@@ -95,7 +95,10 @@ async def publish_target(deps: PublisherDeps, target_id: uuid.UUID, revision: in
             await drain_for(deps.redis, bucket, exc.retry_after)
         outcome = _rate_limited(exc.retry_after, exc.message, exc.http_status)
     except OutcomeUnknown as exc:
-        outcome = await _reconcile(deps, platform, request, target, exc)
+        first = await _first_attempt_at(deps, target.id, started)
+        outcome = await _reconcile(
+            deps, platform, replace(request, first_attempt_at=first), target, exc
+        )
     except PublishError as exc:
         outcome = _failure(deps.settings, target, exc)
     await _record(deps, target, outcome, started)
@@ -159,6 +162,20 @@ def _failure(settings: Settings, target: ClaimedTarget, exc: PublishError) -> Ou
         error=exc.message,
         http_status=exc.http_status,
     )
+
+
+async def _first_attempt_at(
+    deps: PublisherDeps, target_id: uuid.UUID, current: datetime
+) -> datetime:
+    """When the earliest attempt that may have reached the platform started (rate-limited
+    hand-backs never called it)."""
+    async with deps.sessions() as session:
+        earliest = await session.scalar(
+            select(func.min(PublishAttempt.started_at)).where(
+                PublishAttempt.target_id == target_id, PublishAttempt.outcome != "rate_limited"
+            )
+        )
+    return current if earliest is None else min(earliest, current)
 
 
 async def _reconcile(

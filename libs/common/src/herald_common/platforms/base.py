@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
@@ -70,6 +71,9 @@ class PublishRequest:
     # Stable for the target's whole life, so the platform (or our lookup) can recognise a retry.
     idempotency_key: str
     target_id: UUID = field(default_factory=lambda: UUID(int=0))
+    # When the earliest attempt that may have reached the platform was sent; lets an adapter
+    # whose platform remembers idempotency keys for a while know whether it still does.
+    first_attempt_at: datetime | None = None
 
 
 class Platform(ABC):

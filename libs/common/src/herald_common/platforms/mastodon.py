@@ -100,9 +100,7 @@ class Mastodon(Platform):
     async def publish(self, request: PublishRequest) -> Published:
         return await self._create_status(request)
 
-    async def find_published(
-        self, request: PublishRequest, *, first_attempt_at: datetime | None = None
-    ) -> Published | None:
+    async def find_published(self, request: PublishRequest) -> Published | None:
         """Whether ``request`` produced a status, answered through Mastodon's own idempotency.
 
         Statuses do not carry our key and their HTML ``content`` is not the text we sent, so a
@@ -123,6 +121,7 @@ class Mastodon(Platform):
         AuthExpired, Rejected, OutcomeUnknown); asking again later stays safe for as long as
         the window is open.
         """
+        first_attempt_at = request.first_attempt_at
         if first_attempt_at is None:
             raise CannotTell(
                 "Mastodon: cannot tell whether the post exists without knowing when it was "
@@ -192,7 +191,7 @@ def _published(response: httpx.Response) -> Published:
 def _transport_failure(exc: BaseException) -> PublishError:
     if _never_sent(exc):
         return Transient(f"Mastodon could not be reached: {exc!r}")
-    return OutcomeUnknown(f"Mastodon's answer was lost after the post was sent: {exc!r}")
+    return OutcomeUnknown(f"Mastodon may have received the post, but no answer came: {exc!r}")
 
 
 def _never_sent(exc: BaseException) -> bool:
@@ -203,13 +202,15 @@ def _never_sent(exc: BaseException) -> bool:
     reset it arrives as ``httpx.ConnectTimeout``, and a refused connection does too. So the
     aiohttp error it chains as ``__cause__`` decides: only a failure to connect at all
     (``ClientConnectorError``: refused, DNS, TLS) or to connect in time
-    (``ConnectionTimeoutError``, which also covers waiting for a pooled connection) means
-    nothing was sent. With httpx's own transport its types are accurate and are used as is.
+    (``ConnectionTimeoutError``, which also covers waiting for a pooled connection), or a URL
+    it refused to use (``InvalidURL``) means nothing was sent. With httpx's own transport its
+    types are accurate and are used as is.
     """
     aiohttp_error = exc if isinstance(exc, aiohttp.ClientError) else exc.__cause__
     if isinstance(aiohttp_error, aiohttp.ClientError):
         return isinstance(
-            aiohttp_error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
+            aiohttp_error,
+            aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError | aiohttp.InvalidURL,
         )
     return isinstance(
         exc,

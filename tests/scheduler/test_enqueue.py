@@ -1,0 +1,139 @@
+"""The scheduler's pass: exact deferral, deterministic job ids, and crash safety."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from herald_common.db.models import PostTarget, SandboxPublication
+from herald_common.queue import queue_name
+from herald_common.settings import Settings
+from herald_scheduler import enqueue
+from tests.conftest import Tenant
+from tests.factories import insert_due_targets
+from tests.services import running_publisher, wait_for
+
+
+async def statuses(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(PostTarget.status, func.count()).group_by(PostTarget.status)
+        )
+        return dict(rows.all())
+
+
+async def test_due_targets_are_enqueued_at_their_exact_time_and_far_ones_wait(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
+) -> None:
+    soon = datetime.now(UTC) + timedelta(minutes=10)
+    later = datetime.now(UTC) + timedelta(minutes=20)
+    [due_id] = await insert_due_targets(
+        sessions, tenant.workspace_id, count=1, accounts=1, due_at=soon
+    )
+    await insert_due_targets(sessions, tenant.workspace_id, count=1, accounts=1, due_at=later)
+
+    assert await enqueue.enqueue_due(sessions, redis, settings) == 1
+    queued = await redis.zrange(queue_name("sandbox"), 0, -1, withscores=True)
+    assert queued == [(f"pub:{due_id}:1:1".encode(), int(soon.timestamp() * 1000))]
+    assert await statuses(sessions) == {"enqueued": 1, "pending": 1}
+
+
+async def test_two_scheduler_passes_at_once_take_disjoint_targets(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
+) -> None:
+    due = datetime.now(UTC) + timedelta(seconds=30)
+    await insert_due_targets(sessions, tenant.workspace_id, count=300, accounts=3, due_at=due)
+    small = settings.model_copy(update={"scheduler_batch_size": 50})
+    moved = await asyncio.gather(*(enqueue.enqueue_due(sessions, redis, small) for _ in range(4)))
+    assert sum(moved) == 300
+    assert await redis.zcard(queue_name("sandbox")) == 300
+    assert await statuses(sessions) == {"enqueued": 300}
+
+
+async def test_crash_between_enqueue_and_commit_leads_to_no_duplicate(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    due = datetime.now(UTC) + timedelta(seconds=1)
+    targets = await insert_due_targets(
+        sessions, tenant.workspace_id, count=20, accounts=2, due_at=due
+    )
+
+    async def die(*_args: object) -> None:
+        raise ConnectionResetError("scheduler lost its database connection")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(enqueue, "mark_enqueued", die)
+        with pytest.raises(ConnectionResetError):
+            await enqueue.enqueue_due(sessions, redis, settings)
+    # The jobs reached Redis, the transaction did not commit: still pending.
+    assert await redis.zcard(queue_name("sandbox")) == 20
+    assert await statuses(sessions) == {"pending": 20}
+
+    # The next pass enqueues the same job ids again: Redis keeps one job per id.
+    assert await enqueue.enqueue_due(sessions, redis, settings) == 20
+    assert await redis.zcard(queue_name("sandbox")) == 20
+
+    async with running_publisher(settings):
+
+        async def done() -> bool:
+            return await statuses(sessions) == {"published": 20}
+
+        await wait_for(done, timeout=20)
+    async with sessions() as session:
+        counts = (
+            await session.execute(
+                select(SandboxPublication.idempotency_key, func.count()).group_by(
+                    SandboxPublication.idempotency_key
+                )
+            )
+        ).all()
+    assert sorted(key for key, _ in counts) == sorted(f"herald-{t}" for t in targets)
+    assert {n for _, n in counts} == {1}
+
+
+async def test_job_that_fires_before_a_crashed_pass_committed_publishes_once(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A job due at once can run while the pass that enqueued it still holds the row lock. Its
+    claim waits for that pass; when the pass dies instead of committing, the job publishes the
+    still-pending target, and the next pass neither re-enqueues nor publishes it again."""
+    due = datetime.now(UTC) - timedelta(seconds=1)
+    [target_id] = await insert_due_targets(
+        sessions, tenant.workspace_id, count=1, accounts=1, due_at=due
+    )
+    async with running_publisher(settings):
+        with monkeypatch.context() as patch:
+
+            async def slow_death(*_args: object) -> None:
+                await asyncio.sleep(0.5)  # the job fires and waits on our row lock meanwhile
+                raise ConnectionResetError("scheduler died")
+
+            patch.setattr(enqueue, "mark_enqueued", slow_death)
+            with pytest.raises(ConnectionResetError):
+                await enqueue.enqueue_due(sessions, redis, settings)
+
+        async def published() -> bool:
+            return await statuses(sessions) == {"published": 1}
+
+        await wait_for(published, timeout=10)
+        assert await enqueue.enqueue_due(sessions, redis, settings) == 0
+    async with sessions() as session:
+        n = await session.scalar(
+            select(func.count())
+            .select_from(SandboxPublication)
+            .where(SandboxPublication.idempotency_key == f"herald-{target_id}")
+        )
+    assert n == 1
