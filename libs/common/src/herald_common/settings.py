@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Environment = Literal["dev", "test", "production"]
@@ -27,7 +27,6 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_max_page_size: int = 100
 
     # Scheduler: a target is moved into the queue once it is due within the horizon, with an
     # exact deferral, so the queue (not a cron tick) decides when it fires.
@@ -43,7 +42,6 @@ class Settings(BaseSettings):
     publisher_poll_delay_seconds: float = 0.05
     publisher_max_jobs: int = 50
     publisher_job_timeout_seconds: float = 60.0
-    publisher_claim_lease_seconds: float = 120.0
     # On SIGTERM, in-flight publishes get this long to finish (match the pod's
     # terminationGracePeriodSeconds, minus a margin).
     publisher_grace_seconds: float = 25.0
@@ -86,6 +84,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_production(self) -> Settings:
+        if self.environment == "production" and any(
+            key.get_secret_value() == DEV_ENCRYPTION_KEY for key in self.encryption_keys
+        ):
+            raise ValueError(
+                "HERALD_ENCRYPTION_KEYS still holds the development key; set real Fernet keys "
+                "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())')"
+            )
+        return self
 
     @property
     def effective_log_format(self) -> Literal["json", "console"]:

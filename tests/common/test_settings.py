@@ -1,0 +1,32 @@
+"""Settings: read from HERALD_* variables, and refusing unsafe defaults in production."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+from pydantic import ValidationError
+
+from herald_common.crypto import TokenCipher
+from herald_common.settings import Settings
+
+
+def test_lists_are_read_from_comma_separated_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_PUBLISHER_PLATFORMS", "sandbox, mastodon")
+    monkeypatch.setenv("HERALD_PUBLISHER_RETRY_DELAYS_SECONDS", "1,5,15")
+    settings = Settings()
+    assert settings.publisher_platforms == ["sandbox", "mastodon"]
+    assert settings.publisher_retry_delays_seconds == [1.0, 5.0, 15.0]
+
+
+def test_production_refuses_the_development_encryption_key() -> None:
+    with pytest.raises(ValidationError, match="development key"):
+        Settings(environment="production")
+    Settings(environment="production", encryption_keys=[Fernet.generate_key().decode()])
+
+
+def test_tokens_encrypted_under_an_old_key_still_decrypt_after_rotation() -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    token = TokenCipher([old]).encrypt("secret-token")
+    rotated = TokenCipher([new, old])
+    assert rotated.decrypt(token) == "secret-token"
+    assert TokenCipher([new]).decrypt(rotated.rotate(token)) == "secret-token"
