@@ -28,8 +28,9 @@ from herald_common.db.models import SocialAccount
 from herald_common.db.repositories.workspaces import add_api_key, create_workspace
 from herald_common.settings import Settings
 
-# A Redis database of its own so tests never touch data a developer keeps in database 0.
-TEST_REDIS_DB = 9
+# A Redis database of its own so tests never touch data a developer keeps in database 0;
+# HERALD_TEST_REDIS_DB picks another, so two test runs can share one Redis server.
+TEST_REDIS_DB = int(os.environ.get("HERALD_TEST_REDIS_DB", "9"))
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/herald"
 TABLES = "workspaces, sandbox_publications"  # everything else hangs off these by cascade
 

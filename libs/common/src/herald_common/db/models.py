@@ -206,6 +206,32 @@ class PublishAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class Notification(Base):
+    """Something a person should know: a terminal failure, an unknown outcome, a lost login."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_workspace_unread", "workspace_id", "id"),
+        # One notification per (target, kind, revision): a retried job cannot notify twice.
+        UniqueConstraint("dedupe_key"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    kind: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    post_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    target_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("post_targets.id", ondelete="CASCADE")
+    )
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("social_accounts.id", ondelete="CASCADE")
+    )
+    dedupe_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = _created()
+    read_at: Mapped[datetime | None]
+
+
 class SandboxPublication(Base):
     """What the built-in sandbox platform has "published": the sandbox's own record.
 
