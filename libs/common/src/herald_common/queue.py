@@ -45,6 +45,17 @@ def deserialize(raw: bytes) -> dict[str, Any]:
     return data
 
 
+def waiting_job_id(target_id: UUID, revision: int, attempt: int, ready_at: datetime) -> str:
+    """A job re-deferred by a rate limit: same attempt, so it needs its own id (the job that
+    re-deferred it is still running under the plain one)."""
+    return f"{publish_job_id(target_id, revision, attempt)}:w{int(ready_at.timestamp() * 1000)}"
+
+
+def reclaim_job_id(target_id: UUID, revision: int, attempt: int) -> str:
+    """A job sent to take over a claim whose lease lapsed (its worker died mid-publish)."""
+    return f"{publish_job_id(target_id, revision, attempt)}:reclaim"
+
+
 @dataclass(frozen=True, slots=True)
 class PublishJob:
     """``publish_target(target_id, revision)`` due at ``defer_until`` on ``platform``'s queue."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     scheduler_horizon_seconds: float = 900.0
     scheduler_interval_seconds: float = 2.0
     scheduler_batch_size: int = 1000
+    # The repair pass re-enqueues targets this long overdue whose job vanished from Redis.
+    scheduler_repair_grace_seconds: float = 30.0
+    scheduler_repair_interval_seconds: float = 10.0
 
     # Publisher
     publisher_platforms: Annotated[list[str], NoDecode] = Field(
@@ -42,6 +45,9 @@ class Settings(BaseSettings):
     publisher_poll_delay_seconds: float = 0.05
     publisher_max_jobs: int = 50
     publisher_job_timeout_seconds: float = 60.0
+    # A target left `publishing` longer than this (its worker died mid-publish) is taken over
+    # and reconciled. Longer than the job timeout, so a live worker is never overtaken.
+    publisher_claim_lease_seconds: float = 90.0
     # On SIGTERM, in-flight publishes get this long to finish (match the pod's
     # terminationGracePeriodSeconds, minus a margin).
     publisher_grace_seconds: float = 25.0
@@ -58,11 +64,85 @@ class Settings(BaseSettings):
     sandbox_latency_ms: int = 0
     sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     mastodon_api_base: str = "https://mastodon.social"
+    # Where each adapter sends its requests; tests and benchmarks point them at local servers.
+    x_api_base: str = "https://api.x.com"
+    linkedin_api_base: str = "https://api.linkedin.com"
+    # LinkedIn's versioned APIs need a `LinkedIn-Version: YYYYMM` header; each version is
+    # supported for about a year (learn.microsoft.com/linkedin/marketing/versioning).
+    linkedin_version: str = "202510"
+    # The PDS used when a Bluesky account names none of its own (bsky.social's entryway).
+    bluesky_api_base: str = "https://bsky.social"
+    telegram_api_base: str = "https://api.telegram.org"
+    # Webhook URLs are stored as secrets; only their /api/webhooks/{id}/{token} path is used,
+    # joined to this base, so a stored URL can never send Herald's traffic elsewhere.
+    discord_api_base: str = "https://discord.com"
 
     # Fernet keys, newest first; older keys still decrypt so keys can be rotated.
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=lambda: [SecretStr(DEV_ENCRYPTION_KEY)]
     )
+
+    # Auth
+    # HS256 key for access tokens. A well-known key for dev and test only: other environments
+    # refuse to start with it (at least 32 bytes: HS256 wants a key as long as its hash).
+    DEV_JWT_SIGNING_KEY: ClassVar[str] = "dev-only-herald-jwt-signing-key-do-not-use-in-prod"
+    jwt_signing_key: SecretStr = SecretStr(DEV_JWT_SIGNING_KEY)
+    access_token_ttl_seconds: int = Field(default=900, ge=30)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    email_verification_ttl_seconds: int = 48 * 3600
+    password_reset_ttl_seconds: int = 3600
+    invitation_ttl_seconds: int = 7 * 24 * 3600
+    # Where links in emails point: the web app (verify, reset, accept an invitation).
+    public_url: str = "http://127.0.0.1:8000"
+    # Argon2id cost: pwdlib's defaults (RFC 9106's second recommended option). Hashing runs
+    # in a pool of `password_hash_workers` threads, bounding memory to workers x memory_kib.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65536, ge=8)
+    password_hash_workers: int = Field(default=2, ge=1)
+    # Throttles (Redis token buckets): attempts allowed per window, per client IP and per
+    # account (the email, whether or not it has an account, so answers reveal nothing).
+    login_per_ip: int = Field(default=20, ge=1)
+    login_per_ip_seconds: float = 60.0
+    login_per_account: int = Field(default=10, ge=1)
+    login_per_account_seconds: float = 900.0
+    signup_per_ip: int = Field(default=10, ge=1)
+    signup_per_ip_seconds: float = 3600.0
+    # After this many failed logins in a row the account is locked for `lockout_seconds`
+    # and its owner is told by email.
+    lockout_threshold: int = Field(default=5, ge=1)
+    lockout_seconds: float = 900.0
+    # Mail: `log` writes messages to the log (with their links in dev only); `smtp` sends.
+    mail_backend: Literal["log", "smtp"] = "log"
+    mail_from: str = "Herald <no-reply@herald.dev>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 15.0
+    # The web app's origins allowed by CORS (comma-separated); none by default.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Larger request bodies are refused with 413 before they are read.
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _no_dev_jwt_key_outside_dev(self) -> Settings:
+        key = self.jwt_signing_key.get_secret_value()
+        if self.environment not in ("dev", "test") and (
+            key == self.DEV_JWT_SIGNING_KEY or len(key.encode()) < 32
+        ):
+            raise ValueError(
+                "HERALD_JWT_SIGNING_KEY is the development key or shorter than 32 bytes; set a "
+                "random one (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return self
 
     @field_validator("publisher_platforms", mode="before")
     @classmethod

@@ -56,8 +56,10 @@ TRANSITIONS: dict[TargetStatus, frozenset[TargetStatus]] = {
     T.PENDING: frozenset({T.ENQUEUED, T.PUBLISHING, T.CANCELLED, T.PENDING}),
     T.ENQUEUED: frozenset({T.PUBLISHING, T.PENDING, T.CANCELLED}),
     T.RETRYING: frozenset({T.PUBLISHING, T.PENDING, T.CANCELLED}),
-    T.PUBLISHING: frozenset({T.PUBLISHED, T.FAILED, T.RETRYING, T.ENQUEUED, T.UNKNOWN}),
+    # PENDING from PUBLISHING: held (not due) while the account must be reconnected.
+    T.PUBLISHING: frozenset({T.PUBLISHED, T.FAILED, T.RETRYING, T.ENQUEUED, T.UNKNOWN, T.PENDING}),
     T.PUBLISHED: frozenset(),
+    # FAILED/UNKNOWN to PENDING: a person asked for a retry.
     T.FAILED: frozenset({T.PENDING}),
     T.UNKNOWN: frozenset({T.PUBLISHED, T.PENDING}),
     # Re-adding an account to an edited post revives its cancelled target.

@@ -12,17 +12,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common import clock
 from herald_common.crypto import TokenCipher
-from herald_common.db.models import PublishAttempt, SocialAccount
+from herald_common.db.models import PublishAttempt
 from herald_common.db.repositories.targets import (
     ClaimedTarget,
     Outcome,
     claim_target,
     record_outcome,
+    require_reauth,
 )
 from herald_common.ids import new_id
 from herald_common.logging import get_logger
@@ -35,14 +36,13 @@ from herald_common.platforms.base import (
 )
 from herald_common.platforms.errors import (
     AuthExpired,
-    CannotTell,
     OutcomeUnknown,
     PublishError,
     RateLimited,
     Rejected,
     Transient,
 )
-from herald_common.queue import PublishJob, enqueue_publish_jobs, publish_job_id
+from herald_common.queue import PublishJob, enqueue_publish_jobs, waiting_job_id
 from herald_common.ratelimit import acquire, buckets_for, drain_for
 from herald_common.settings import Settings
 from herald_common.statuses import AccountStatus, TargetStatus
@@ -68,41 +68,54 @@ def idempotency_key(target_id: uuid.UUID) -> str:
 async def publish_target(deps: PublisherDeps, target_id: uuid.UUID, revision: int) -> str:
     """Run one publish job; returns what happened (for logs and tests)."""
     started = clock.now()
+    lease = timedelta(seconds=deps.settings.publisher_claim_lease_seconds)
     async with deps.sessions() as session:
-        target = await claim_target(session, target_id, revision, new_id(), started)
+        target = await claim_target(session, target_id, revision, new_id(), started, lease)
         await session.commit()
     if target is None:
         # Rescheduled, cancelled, or already handled by another copy of this job.
         log.debug("stale or duplicate job dropped", target_id=str(target_id), revision=revision)
         return "stale"
+    outcome = await _attempt(deps, target, started)
+    await _record(deps, target, outcome, started)
+    return outcome.attempt_outcome
+
+
+async def _attempt(deps: PublisherDeps, target: ClaimedTarget, started: datetime) -> Outcome:
+    if target.account_status != AccountStatus.ACTIVE:
+        return _held(f"the account is {target.account_status.replace('_', ' ')}")
     platform = deps.platforms[target.platform]
+    request = _request(deps, target)
+    if target.reclaimed:
+        # The worker that held this claim died mid-publish: its request may have landed.
+        first = await _first_attempt_at(deps, target.id, target.previous_claimed_at or started)
+        found = await _look_up(platform, replace(request, first_attempt_at=first), "reclaimed")
+        if found is not None:
+            return found
     buckets = buckets_for(platform.name, platform.limits, target.account_id)
     wait = await acquire(deps.redis, buckets)
     if wait > 0:
-        outcome = _rate_limited(wait, "our rate limit for this account or platform")
-        await _record(deps, target, outcome, started)
-        return outcome.attempt_outcome
-    request = _request(deps, target)
+        return _rate_limited(wait, "our rate limit for this account or platform")
     try:
         problems = platform.validate(request.content)
         if problems:
             raise Rejected("; ".join(p.message for p in problems))
-        published = await platform.publish(request)
-        outcome = _published(published)
+        return _published(await platform.publish(request))
     except RateLimited as exc:
         # Hold every bucket until the platform's reset, so no other worker hammers it.
         for bucket in buckets:
             await drain_for(deps.redis, bucket, exc.retry_after)
-        outcome = _rate_limited(exc.retry_after, exc.message, exc.http_status)
+        return _rate_limited(exc.retry_after, exc.message, exc.http_status)
     except OutcomeUnknown as exc:
         first = await _first_attempt_at(deps, target.id, started)
-        outcome = await _reconcile(
-            deps, platform, replace(request, first_attempt_at=first), target, exc
-        )
+        found = await _look_up(platform, replace(request, first_attempt_at=first), exc.message)
+        if found is not None:
+            return found
+        return _failure(deps.settings, target, Transient(f"{exc.message}; not found, retrying"))
+    except AuthExpired as exc:
+        return _held(exc.message, exc.http_status)
     except PublishError as exc:
-        outcome = _failure(deps.settings, target, exc)
-    await _record(deps, target, outcome, started)
-    return outcome.attempt_outcome
+        return _failure(deps.settings, target, exc)
 
 
 def _request(deps: PublisherDeps, target: ClaimedTarget) -> PublishRequest:
@@ -161,6 +174,19 @@ def _failure(settings: Settings, target: ClaimedTarget, exc: PublishError) -> Ou
         error_kind=exc.kind,
         error=exc.message,
         http_status=exc.http_status,
+        notify="publish_failed",
+    )
+
+
+def _held(reason: str, http_status: int | None = None) -> Outcome:
+    """Keep the target, not due, until the account is reconnected (never deleted)."""
+    return Outcome(
+        status=TargetStatus.PENDING,
+        attempt_outcome=AuthExpired.kind,
+        error_kind=AuthExpired.kind,
+        error=f"Held until the account is reconnected: {reason}.",
+        http_status=http_status,
+        hold=True,
     )
 
 
@@ -178,37 +204,26 @@ async def _first_attempt_at(
     return current if earliest is None else min(earliest, current)
 
 
-async def _reconcile(
-    deps: PublisherDeps,
-    platform: Platform,
-    request: PublishRequest,
-    target: ClaimedTarget,
-    unknown: OutcomeUnknown,
-) -> Outcome:
-    """The request may have reached the platform: ask it before anything is sent again."""
+async def _look_up(platform: Platform, request: PublishRequest, why: str) -> Outcome | None:
+    """An earlier request may have reached the platform: ask it before anything is sent again.
+
+    Returns ``published`` when the post is there, ``unknown`` (and a notification) when the
+    platform cannot tell, and None when it is certainly not there.
+    """
     try:
         found = await platform.find_published(request)
-    except CannotTell as exc:
-        return Outcome(
-            status=TargetStatus.UNKNOWN,
-            attempt_outcome=unknown.kind,
-            error_kind=unknown.kind,
-            error=f"{unknown.message}; {platform.name} cannot tell whether it was posted: "
-            f"{exc.message}",
-            http_status=unknown.http_status,
-        )
     except PublishError as exc:
-        # The lookup itself failed: we still do not know, so never post blindly again.
+        # CannotTell, or the lookup itself failed: either way we do not know, so a person
+        # decides rather than risk a second post.
         return Outcome(
             status=TargetStatus.UNKNOWN,
-            attempt_outcome=unknown.kind,
-            error_kind=unknown.kind,
-            error=f"{unknown.message}; the lookup failed too: {exc.message}",
-            http_status=unknown.http_status,
+            attempt_outcome=OutcomeUnknown.kind,
+            error_kind=OutcomeUnknown.kind,
+            error=f"{why}; {platform.name} cannot tell whether it was posted: {exc.message}",
+            http_status=exc.http_status,
+            notify="outcome_unknown",
         )
-    if found is not None:
-        return _published(found)
-    return _failure(deps.settings, target, Transient(f"{unknown.message}; not found, retrying"))
+    return None if found is None else _published(found)
 
 
 async def _record(
@@ -230,11 +245,7 @@ async def _record(
             await session.rollback()
             return
         if outcome.error_kind == AuthExpired.kind:
-            await session.execute(
-                update(SocialAccount)
-                .where(SocialAccount.id == target.account_id)
-                .values(status=AccountStatus.REQUIRES_REAUTH)
-            )
+            await require_reauth(session, target, outcome.error or "its login expired")
         if outcome.next_attempt_at is not None:
             await enqueue_publish_jobs(deps.redis, [_next_job(target, outcome)])
         await session.commit()
@@ -252,8 +263,7 @@ def _next_job(target: ClaimedTarget, outcome: Outcome) -> PublishJob:
     if outcome.status is TargetStatus.ENQUEUED:
         # Re-deferred, same attempt: the id must still differ from the job running now.
         attempt = target.attempts
-        ready_ms = int(outcome.next_attempt_at.timestamp() * 1000)
-        job_id = f"{publish_job_id(target.id, target.revision, attempt)}:w{ready_ms}"
+        job_id = waiting_job_id(target.id, target.revision, attempt, outcome.next_attempt_at)
     else:
         attempt = target.attempts + 1
         job_id = None

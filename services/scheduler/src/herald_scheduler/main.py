@@ -20,6 +20,7 @@ from herald_common.db.repositories.targets import NOTIFY_CHANNEL
 from herald_common.logging import configure_logging, get_logger
 from herald_common.settings import Settings, get_settings
 from herald_scheduler.enqueue import enqueue_due
+from herald_scheduler.repair import repair_stranded
 
 log = get_logger(__name__)
 
@@ -38,6 +39,7 @@ class Scheduler:
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
         self.passes = 0
+        self.last_repair = float("-inf")
 
     def _on_notify(self, *_args: Any) -> None:
         self.wake.set()
@@ -61,6 +63,7 @@ class Scheduler:
                 self.wake.clear()
                 try:
                     await enqueue_due(self.sessions, self.redis, self.settings)
+                    await self._repair_if_due()
                 except Exception:  # a failed pass is retried on the next wake-up
                     log.exception("scheduler pass failed")
                 self.passes += 1
@@ -78,6 +81,12 @@ class Scheduler:
         finally:
             if listener is not None and not listener.is_closed():
                 await listener.close()
+
+    async def _repair_if_due(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self.last_repair >= self.settings.scheduler_repair_interval_seconds:
+            self.last_repair = now
+            await repair_stranded(self.sessions, self.redis, self.settings)
 
     def stop(self) -> None:
         """Finish the pass in progress (it commits or rolls back whole), then return."""

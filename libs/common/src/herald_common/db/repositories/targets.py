@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from herald_common.db.models import Post, PostTarget, PublishAttempt, SocialAccount
+from herald_common.db.models import (
+    Notification,
+    Post,
+    PostTarget,
+    PublishAttempt,
+    SocialAccount,
+)
+from herald_common.ids import new_id
 from herald_common.statuses import CLAIMABLE, TargetStatus, derive_post_status, sources_of
 
 T = PostTarget.__table__.c
@@ -49,6 +57,38 @@ async def lock_due_targets(
     return [DueTarget(*row) for row in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class StrandedTarget:
+    """An in-flight target that should have moved by now (see ``lock_stranded_targets``)."""
+
+    id: uuid.UUID
+    revision: int
+    attempts: int
+    platform: str
+    status: str
+    error_kind: str | None
+    due_at: datetime
+
+
+async def lock_stranded_targets(
+    session: AsyncSession, overdue_before: datetime, lease_expired_before: datetime, limit: int
+) -> list[StrandedTarget]:
+    """Targets whose job may be gone: enqueued/retrying and overdue, or publishing past the
+    claim lease. Locked with SKIP LOCKED, so several schedulers can repair side by side."""
+    due_at = func.coalesce(T.next_attempt_at, T.scheduled_at)
+    in_queue = T.status.in_([TargetStatus.ENQUEUED, TargetStatus.RETRYING]) & (
+        due_at < overdue_before
+    )
+    lapsed = (T.status == TargetStatus.PUBLISHING) & (T.claimed_at < lease_expired_before)
+    rows = await session.execute(
+        select(T.id, T.revision, T.attempts, T.platform, T.status, T.error_kind, due_at)
+        .where(in_queue | lapsed)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [StrandedTarget(*row) for row in rows]
+
+
 async def mark_enqueued(session: AsyncSession, ids: Sequence[uuid.UUID]) -> None:
     await session.execute(
         update(PostTarget)
@@ -80,6 +120,11 @@ class ClaimedTarget:
     account_status: str
     account_instance_url: str | None
     access_token_enc: bytes | None
+    # True when this claim took the target over from a claim whose lease ran out: the earlier
+    # attempt may have reached the platform, so it must be reconciled before anything is sent.
+    reclaimed: bool = False
+    # When the lapsed claim began, i.e. when its request may have been sent.
+    previous_claimed_at: datetime | None = None
 
 
 async def claim_target(
@@ -88,15 +133,44 @@ async def claim_target(
     revision: int,
     claim_id: uuid.UUID,
     now: datetime,
+    lease: timedelta,
 ) -> ClaimedTarget | None:
     """Move a target to ``publishing`` for this job, or return None for a stale/duplicate job.
 
     A plain UPDATE waits on a row lock instead of skipping it: a job due now can fire before
     the scheduler batch that enqueued it has committed, and must then see the committed row.
+    A target left ``publishing`` past ``lease`` (its worker died mid-publish) is taken over,
+    marked ``reclaimed`` so the caller reconciles before publishing.
     """
+    claimed = await _claim(session, target_id, revision, claim_id, now, T.status.in_(CLAIMABLE))
+    if claimed is not None:
+        return claimed
+    previous = await session.scalar(
+        select(T.claimed_at)
+        .where(T.id == target_id, T.status == TargetStatus.PUBLISHING, T.revision == revision)
+        .with_for_update()
+    )
+    if previous is None or previous >= now - lease:
+        return None
+    reclaimed = await _claim(
+        session, target_id, revision, claim_id, now, T.status == TargetStatus.PUBLISHING
+    )
+    if reclaimed is None:
+        return None
+    return replace(reclaimed, reclaimed=True, previous_claimed_at=previous)
+
+
+async def _claim(
+    session: AsyncSession,
+    target_id: uuid.UUID,
+    revision: int,
+    claim_id: uuid.UUID,
+    now: datetime,
+    claimable: ColumnElement[bool],
+) -> ClaimedTarget | None:
     claimed = (
         update(PostTarget)
-        .where(T.id == target_id, T.revision == revision, T.status.in_(CLAIMABLE))
+        .where(T.id == target_id, T.revision == revision, claimable)
         .values(
             status=TargetStatus.PUBLISHING,
             claim_id=claim_id,
@@ -151,6 +225,10 @@ class Outcome:
     error: str | None = None
     http_status: int | None = None
     next_attempt_at: datetime | None = None
+    # Held: back to pending but not due (scheduled_at NULL) until the account is reconnected.
+    hold: bool = False
+    # Set for outcomes a person must hear about (terminal failure, unknown outcome).
+    notify: str | None = None
 
 
 async def record_outcome(
@@ -178,9 +256,11 @@ async def record_outcome(
         }
     if outcome.status is not TargetStatus.PUBLISHING:
         values |= {"claim_id": None, "claimed_at": None}
-    if outcome.status in {TargetStatus.ENQUEUED, TargetStatus.RETRYING}:
-        # Handing the target back does not use up the attempt it was claimed for.
-        values["attempts"] = T.attempts - (1 if outcome.attempt_outcome == "rate_limited" else 0)
+    if outcome.status is TargetStatus.ENQUEUED:
+        # Handing a rate-limited target back does not use up the attempt it was claimed for.
+        values["attempts"] = T.attempts - 1
+    if outcome.hold:
+        values["scheduled_at"] = None
     updated = await session.execute(
         update(PostTarget)
         .where(
@@ -209,8 +289,88 @@ async def record_outcome(
             error=outcome.error,
         )
     )
+    if outcome.notify is not None:
+        await add_notification(
+            session,
+            workspace_id=target.workspace_id,
+            kind=outcome.notify,
+            message=outcome.error or outcome.notify,
+            post_id=target.post_id,
+            target_id=target.id,
+            dedupe_key=f"{outcome.notify}:{target.id}:{target.revision}:{target.attempts}",
+        )
     await refresh_post_status(session, target.post_id)
     return True
+
+
+async def add_notification(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    kind: str,
+    message: str,
+    dedupe_key: str,
+    post_id: uuid.UUID | None = None,
+    target_id: uuid.UUID | None = None,
+    account_id: uuid.UUID | None = None,
+) -> None:
+    """Add a notification once: a repeated job with the same ``dedupe_key`` adds nothing."""
+    await session.execute(
+        pg_insert(Notification)
+        .values(
+            id=new_id(),
+            workspace_id=workspace_id,
+            kind=kind,
+            message=message,
+            post_id=post_id,
+            target_id=target_id,
+            account_id=account_id,
+            dedupe_key=dedupe_key,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+
+
+async def require_reauth(session: AsyncSession, target: ClaimedTarget, reason: str) -> None:
+    """Mark the account as needing a reconnect, telling its workspace once per lapse."""
+    changed = await session.execute(
+        update(SocialAccount)
+        .where(SocialAccount.id == target.account_id, SocialAccount.status == "active")
+        .values(status="requires_reauth", updated_at=func.now())
+        .returning(SocialAccount.id)
+    )
+    if changed.scalar_one_or_none() is not None:
+        await add_notification(
+            session,
+            workspace_id=target.workspace_id,
+            kind="account_requires_reauth",
+            message=f"@{target.account_handle} on {target.platform} must be reconnected: {reason}. "
+            "Its posts are held and will go out once it is.",
+            account_id=target.account_id,
+            dedupe_key=f"account_requires_reauth:{target.account_id}:{target.claim_id}",
+        )
+
+
+async def resume_held_targets(session: AsyncSession, account_id: uuid.UUID, now: datetime) -> int:
+    """After a reconnect, put the account's held targets back on schedule (now, if their time
+    has passed). Returns how many."""
+    p = Post.__table__.c
+    resumed = await session.execute(
+        update(PostTarget)
+        .where(
+            T.account_id == account_id,
+            T.status == TargetStatus.PENDING,
+            T.scheduled_at.is_(None),
+            T.error_kind == "auth_expired",
+            T.post_id == p.id,
+        )
+        .values(scheduled_at=func.greatest(p.scheduled_at, now), updated_at=func.now())
+        .returning(T.id)
+    )
+    count = len(resumed.all())
+    if count:
+        await notify_scheduler(session)
+    return count
 
 
 async def refresh_post_status(session: AsyncSession, post_id: uuid.UUID) -> None:

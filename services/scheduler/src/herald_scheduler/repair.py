@@ -1,0 +1,78 @@
+"""The repair pass: nothing waits for a human when the system can decide.
+
+Redis only triggers, so it may lose jobs (restarted empty, flushed, evicted) and workers may
+die mid-publish. Postgres still knows every in-flight target, so this pass re-creates the job
+each one should have:
+
+- ``enqueued`` / ``retrying`` targets overdue by the grace period get their job again, under
+  the same deterministic id: where the job still exists (a busy queue, not a lost one) the
+  enqueue is a no-op;
+- ``publishing`` targets past the claim lease get a reclaim job, which takes the claim over
+  and asks the platform whether the post went out before sending anything.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from herald_common import clock
+from herald_common.db.repositories.targets import StrandedTarget, lock_stranded_targets
+from herald_common.logging import get_logger
+from herald_common.queue import (
+    PublishJob,
+    enqueue_publish_jobs,
+    publish_job_id,
+    reclaim_job_id,
+    waiting_job_id,
+)
+from herald_common.settings import Settings
+from herald_common.statuses import TargetStatus
+
+log = get_logger(__name__)
+
+
+def job_for(target: StrandedTarget) -> PublishJob:
+    """The job this target should have in the queue, with the id its enqueuer gave it."""
+    now = clock.now()
+    if target.status == TargetStatus.PUBLISHING:
+        job_id = reclaim_job_id(target.id, target.revision, target.attempts)
+    elif target.status == TargetStatus.ENQUEUED and target.error_kind == "rate_limited":
+        job_id = waiting_job_id(target.id, target.revision, target.attempts + 1, target.due_at)
+    else:
+        job_id = publish_job_id(target.id, target.revision, target.attempts + 1)
+    return PublishJob(
+        target_id=target.id,
+        revision=target.revision,
+        attempt=target.attempts + 1,
+        platform=target.platform,
+        defer_until=max(target.due_at, now),
+        job_id=job_id,
+    )
+
+
+async def repair_stranded(
+    sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
+) -> int:
+    """Re-create the jobs of stranded targets; returns how many jobs were actually missing."""
+    now = clock.now()
+    restored = 0
+    while True:
+        async with sessions() as session:
+            stranded = await lock_stranded_targets(
+                session,
+                overdue_before=now - timedelta(seconds=settings.scheduler_repair_grace_seconds),
+                lease_expired_before=now
+                - timedelta(seconds=settings.publisher_claim_lease_seconds),
+                limit=settings.scheduler_batch_size,
+            )
+            # Enqueued while the rows are locked: a job firing at once waits for the commit.
+            restored += await enqueue_publish_jobs(redis, [job_for(t) for t in stranded])
+            await session.commit()
+        if len(stranded) < settings.scheduler_batch_size:
+            break
+    if restored:
+        log.warning("re-created lost publish jobs", count=restored)
+    return restored
