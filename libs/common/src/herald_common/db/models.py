@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from herald_common.ids import new_id
+from herald_common.roles import ApiKeyScope, Role
 from herald_common.statuses import AccountStatus, PostStatus, TargetStatus
 
 NAMING_CONVENTION = {
@@ -72,8 +73,106 @@ class Workspace(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class User(Base):
+    """A person who signs in with an email and a password."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        # Emails are stored lowercased, so the unique constraint is case-insensitive.
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # Argon2id (PHC string); never logged, never returned.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    email_verified_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class Membership(Base):
+    """A user's role in a workspace."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "user_id"),
+        CheckConstraint(f"role IN ({_in(Role)})", name="role"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created()
+
+
+class AuthSession(Base):
+    """One sign-in: the family of refresh tokens that rotate from one login.
+
+    Access tokens name their session (``sid``), so revoking it (logout, a reused refresh
+    token, a password change) also stops its access tokens at once.
+    """
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[uuid.UUID] = _pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    # Why it was revoked: logout, refresh-token-reuse, password-changed, password-reset.
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class RefreshToken(Base):
+    """One refresh token of a session; used once, then replaced by the next."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[uuid.UUID] = _pk()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True
+    )
+    # SHA-256 of the token (random, so a fast hash is enough, as for API keys).
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = _created()
+    # Set when exchanged for the next token; presenting it again means it was stolen.
+    used_at: Mapped[datetime | None]
+
+
+class Invitation(Base):
+    """An emailed invitation to join a workspace with a role, accepted with its token."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (CheckConstraint(f"role IN ({_in(Role)})", name="role"),)
+
+    id: Mapped[uuid.UUID] = _pk()
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint(
+            f"scopes <@ ARRAY[{_in(ApiKeyScope)}]::varchar[] AND cardinality(scopes) > 0",
+            name="scopes",
+        ),
+    )
 
     id: Mapped[uuid.UUID] = _pk()
     workspace_id: Mapped[uuid.UUID] = _workspace_fk()
@@ -82,8 +181,14 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(32))
     # SHA-256 of the whole key: keys are long random strings, so a fast hash is enough.
     key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    # read and/or write (herald_common.roles.ApiKeyScope); keys made before scopes had both.
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(16)), server_default="{read,write}")
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = _created()
     revoked_at: Mapped[datetime | None]
+    # Written at most once a minute, after the request (herald_api.api_keys.usage).
     last_used_at: Mapped[datetime | None]
 
 
