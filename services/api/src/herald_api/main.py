@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from herald_api import health
 from herald_api.accounts import endpoints as accounts
+from herald_api.notifications import endpoints as notifications
 from herald_api.posts import endpoints as posts
 from herald_api.problems import COMMON_RESPONSES, install_problem_handlers
 from herald_api.resources import open_resources
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.include_router(health.router)
-    for router in (posts.router, accounts.router, sandbox.router):
+    for router in (posts.router, accounts.router, sandbox.router, notifications.router):
         app.include_router(router, responses=COMMON_RESPONSES)
     return app
 

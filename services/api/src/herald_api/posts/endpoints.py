@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -11,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from herald_api.deps import PlatformsDep, ResourcesDep, SessionDep, WorkspaceDep
+from herald_api.pagination import decode_cursor, encode_cursor
 from herald_api.posts import service
 from herald_api.posts.repository import PostWithTargets
 from herald_api.posts.schemas import PostCreate, PostOut, PostPage, PostUpdate, TargetOut
@@ -95,24 +94,6 @@ async def create_post(
     return _etag(response, item)
 
 
-def _decode_cursor(cursor: str | None) -> uuid.UUID | None:
-    if cursor is None:
-        return None
-    try:
-        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor.encode() + b"=="))
-    except (ValueError, binascii.Error):
-        raise ProblemError(
-            422,
-            "validation-failed",
-            "The cursor is not one this API returned.",
-            [FieldProblem(field="cursor", message="Invalid cursor.")],
-        ) from None
-
-
-def _encode_cursor(post_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(post_id.bytes).decode().rstrip("=")
-
-
 @router.get("", response_model=PostPage)
 async def list_posts(
     ctx: ContextDep,
@@ -142,14 +123,14 @@ async def list_posts(
         statuses=post_status or [],
         scheduled_from=scheduled_from,
         scheduled_to=scheduled_to,
-        after_id=_decode_cursor(cursor),
+        after_id=decode_cursor(cursor),
         limit=limit + 1,
     )
     more = len(items) > limit
     items = items[:limit]
     return PostPage(
         items=[to_out(i) for i in items],
-        next_cursor=_encode_cursor(items[-1].post.id) if more else None,
+        next_cursor=encode_cursor(items[-1].post.id) if more else None,
     )
 
 
@@ -199,3 +180,16 @@ async def cancel_post(ctx: ContextDep, post_id: uuid.UUID, response: Response) -
 async def publish_post_now(ctx: ContextDep, post_id: uuid.UUID, response: Response) -> PostOut:
     """Publish at once instead of at the scheduled time."""
     return _etag(response, await service.publish_now(ctx, post_id))
+
+
+@router.post(
+    "/{post_id}/targets/{target_id}/retry",
+    response_model=PostOut,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def retry_target(
+    ctx: ContextDep, post_id: uuid.UUID, target_id: uuid.UUID, response: Response
+) -> PostOut:
+    """Try a `failed` or `unknown` target again, now. For `unknown`, check the platform first:
+    the earlier attempt may have been posted."""
+    return _etag(response, await service.retry_target(ctx, post_id, target_id))

@@ -38,6 +38,7 @@ from herald_common.statuses import (
 # A scheduled time this far in the past is still accepted (clock skew, slow clients); older
 # ones are refused, since publish-now says that intent plainly.
 PAST_GRACE = timedelta(minutes=1)
+RETRYABLE = frozenset({TargetStatus.FAILED, TargetStatus.UNKNOWN})
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,3 +377,38 @@ async def _notify_if_due(ctx: PostContext, post: Post) -> None:
         and post.scheduled_at <= clock.now() + horizon
     ):
         await notify_scheduler(ctx.session)
+
+
+async def retry_target(
+    ctx: PostContext, post_id: uuid.UUID, target_id: uuid.UUID
+) -> PostWithTargets:
+    post = await repository.get_post(ctx.session, ctx.workspace_id, post_id, lock=True)
+    if post is None:
+        raise _not_found()
+    targets = (await repository.targets_of(ctx.session, ctx.workspace_id, [post.id], lock=True))[
+        post.id
+    ]
+    target = next((t for t in targets if t.id == target_id), None)
+    if target is None:
+        raise ProblemError(404, "target-not-found", "The post has no target with this id.")
+    if target.status not in RETRYABLE:
+        raise ProblemError(
+            409,
+            "target-not-retryable",
+            f"Only failed or unknown targets can be retried; this one is {target.status}.",
+        )
+    accounts = await _resolve_accounts(ctx, [_target_in(target)])
+    _check_publishable(ctx, post.content, [_target_in(target)], accounts)
+    post.revision += 1
+    target.status = TargetStatus.PENDING
+    target.revision = post.revision
+    target.scheduled_at = clock.now()
+    # A fresh retry schedule; the earlier attempts stay in publish_attempts.
+    target.attempts = 0
+    target.next_attempt_at = None
+    target.error_kind = None
+    target.error = None
+    post.status = derive_post_status(TargetStatus(t.status) for t in targets)
+    await notify_scheduler(ctx.session)
+    await ctx.session.commit()
+    return PostWithTargets(post, targets)
