@@ -6,7 +6,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -14,31 +14,54 @@ from herald_common.settings import Settings
 
 _SECRET_KEYS = re.compile(r"(token|secret|password|authorization|api_key|key)$", re.IGNORECASE)
 REDACTED = "[redacted]"
+# Credentials recognisable by their value, whatever the key or message that carries them: a
+# bearer credential ("Bearer ..." in a header echoed by an error), a Herald API key (hk_...),
+# and a JWT (three base64url parts, the first a JSON header, so it starts "eyJ").
+_SECRET_VALUES = re.compile(
+    r"(?P<scheme>\b[Bb][Ee][Aa][Rr][Ee][Rr]\s+)[A-Za-z0-9\-._~+/]+=*"
+    r"|\bhk_[A-Za-z0-9_\-]{8,}"
+    r"|\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"
+)
+
+
+def _mask(match: re.Match[str]) -> str:
+    return (match.group("scheme") or "") + REDACTED
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every credential-looking value replaced by ``[redacted]``."""
+    return _SECRET_VALUES.sub(_mask, text)
 
 
 def redact_secrets(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    for key in list(event):
+    for key, value in list(event.items()):
         if key != "event" and _SECRET_KEYS.search(key):
             event[key] = REDACTED
+        elif isinstance(value, str):
+            event[key] = redact_text(value)
     return event
 
 
 def configure_logging(settings: Settings, service: str) -> None:
+    """structlog for Herald's own lines and the standard library's (uvicorn, arq, SQLAlchemy)
+    alike: one stream, JSON outside dev, with the ids bound in contextvars (``service``,
+    the API's ``request_id``, the publisher's ``job_id``) on every line."""
     renderer: Any
     if settings.effective_log_format == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     level = logging.getLevelName(settings.log_level.upper())
+    # Redaction runs after exceptions are rendered, so a traceback's text is scrubbed too.
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_secrets,
             structlog.processors.format_exc_info,
+            redact_secrets,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -46,7 +69,35 @@ def configure_logging(settings: Settings, service: str) -> None:
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    _route_stdlib_logging(renderer, level)
+
+
+class _HeraldHandler(logging.StreamHandler[TextIO]):
+    """Marks the handler this module installed, so configuring twice replaces it."""
+
+
+def _route_stdlib_logging(renderer: Any, level: int) -> None:
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            renderer,
+        ],
+    )
+    handler = _HeraldHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _HeraldHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -60,6 +60,22 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = 15.0
     http_max_connections: int = 100
 
+    # Operations
+    # The scheduler, publisher and analytics serve /healthz, /readyz and /metrics on this
+    # address (the API serves them on its own port). No port: the service's own default
+    # (scheduler 9101, publisher 9102, analytics 9103), so `make run` fits on one host;
+    # 0 picks a free port. Containers set 0.0.0.0 and one port for all.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # A service loop (scheduler pass, publisher poll, analytics check) that has not finished
+    # a turn for this long fails /healthz, so the pod is restarted; one that has not
+    # succeeded for this long fails /readyz.
+    health_stall_seconds: float = Field(default=60.0, gt=0)
+    # How often each publisher queue's arq health-check key (`{queue}:health-check`) is
+    # rewritten; it lives one second longer. The API's /readyz reports a platform with no
+    # such key as having no live publisher.
+    publisher_heartbeat_seconds: float = Field(default=5.0, gt=0)
+
     # Platforms
     sandbox_latency_ms: int = 0
     sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)

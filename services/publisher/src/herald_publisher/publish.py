@@ -27,6 +27,7 @@ from herald_common.db.repositories.targets import (
 )
 from herald_common.ids import new_id
 from herald_common.logging import get_logger
+from herald_common.metrics import record_publish, record_rate_limit_wait
 from herald_common.platforms.base import (
     AccountCredentials,
     Platform,
@@ -94,6 +95,7 @@ async def _attempt(deps: PublisherDeps, target: ClaimedTarget, started: datetime
             return found
     buckets = buckets_for(platform.name, platform.limits, target.account_id)
     wait = await acquire(deps.redis, buckets)
+    record_rate_limit_wait(platform.name, wait)
     if wait > 0:
         return _rate_limited(wait, "our rate limit for this account or platform")
     try:
@@ -249,6 +251,7 @@ async def _record(
         if outcome.next_attempt_at is not None:
             await enqueue_publish_jobs(deps.redis, [_next_job(target, outcome)])
         await session.commit()
+    record_publish(target.platform, outcome.attempt_outcome, target.scheduled_at, clock.now())
     log.info(
         "publish attempt finished",
         target_id=str(target.id),

@@ -26,8 +26,10 @@ from herald_common.db.engine import create_engine, create_session_factory
 from herald_common.http import create_http_client
 from herald_common.logging import configure_logging, get_logger
 from herald_common.platforms.registry import PLATFORM_NAMES, build_platforms
+from herald_common.probe_server import start_probe_server
 from herald_common.queue import PUBLISH_TARGET, deserialize, queue_name, serialize
 from herald_common.settings import Settings, get_settings
+from herald_publisher.observability import job_log_context, publisher_probes
 from herald_publisher.publish import PublisherDeps, publish_target
 
 log = get_logger(__name__)
@@ -36,7 +38,8 @@ DEPS = "herald"
 
 async def _publish_target_job(ctx: dict[str, Any], target_id: str, revision: int) -> str:
     deps: PublisherDeps = ctx[DEPS]
-    return await publish_target(deps, uuid.UUID(target_id), revision)
+    with job_log_context(ctx, target_id):
+        return await publish_target(deps, uuid.UUID(target_id), revision)
 
 
 @asynccontextmanager
@@ -78,6 +81,8 @@ def build_workers(settings: Settings, redis: ArqRedis, deps: PublisherDeps) -> l
             job_deserializer=deserialize,
             ctx={DEPS: deps},
             log_results=False,
+            # Rewrites {queue}:health-check: the probes' and the API's sign of a live poll loop.
+            health_check_interval=settings.publisher_heartbeat_seconds,
         )
         for platform in settings.publisher_platforms
     ]
@@ -98,6 +103,9 @@ async def serve(settings: Settings) -> None:
     redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
     async with open_deps(settings, redis) as deps:
         workers = build_workers(settings, redis, deps)
+        probes = await start_probe_server(
+            settings, "publisher", publisher_probes(settings, workers, deps)
+        )
         loop = asyncio.get_running_loop()
         stopping: list[asyncio.Task[None]] = []
 
@@ -115,6 +123,7 @@ async def serve(settings: Settings) -> None:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("worker stopped with an error", error=repr(result))
+        await probes.stop()
     await redis.aclose()
     log.info("publisher stopped")
 

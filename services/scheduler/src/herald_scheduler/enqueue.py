@@ -18,10 +18,12 @@ from herald_common.db.repositories.targets import lock_due_targets, mark_enqueue
 from herald_common.logging import get_logger
 from herald_common.queue import PublishJob, enqueue_publish_jobs
 from herald_common.settings import Settings
+from herald_scheduler.observability import observed_batch, observed_pass
 
 log = get_logger(__name__)
 
 
+@observed_batch
 async def enqueue_batch(session: AsyncSession, redis: Redis, settings: Settings) -> int:
     """Move one batch of due targets into the queue; returns how many. Commits."""
     horizon_end = clock.now() + timedelta(seconds=settings.scheduler_horizon_seconds)
@@ -45,6 +47,7 @@ async def enqueue_batch(session: AsyncSession, redis: Redis, settings: Settings)
     return len(due)
 
 
+@observed_pass
 async def enqueue_due(
     sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
 ) -> int:

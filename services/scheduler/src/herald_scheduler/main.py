@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from herald_common.db.engine import create_engine, create_session_factory
 from herald_common.db.repositories.targets import NOTIFY_CHANNEL
 from herald_common.logging import configure_logging, get_logger
+from herald_common.probe_server import start_probe_server
 from herald_common.settings import Settings, get_settings
 from herald_scheduler.enqueue import enqueue_due
+from herald_scheduler.observability import scheduler_probes
 from herald_scheduler.repair import repair_stranded
 
 log = get_logger(__name__)
@@ -100,10 +102,12 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, scheduler.stop)
+    probes = await start_probe_server(settings, "scheduler", scheduler_probes(settings, redis))
     log.info("scheduler started", horizon_seconds=settings.scheduler_horizon_seconds)
     try:
         await scheduler.run()
     finally:
+        await probes.stop()
         await redis.aclose()
         await engine.dispose()
         log.info("scheduler stopped")
