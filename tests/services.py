@@ -69,6 +69,8 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "HERALD_LOG_LEVEL": "WARNING",
         "HERALD_SCHEDULER_INTERVAL_SECONDS": str(settings.scheduler_interval_seconds),
         "HERALD_PUBLISHER_POLL_DELAY_SECONDS": str(settings.publisher_poll_delay_seconds),
+        # Any free port for the probe server, so copies of a service never collide.
+        "HERALD_METRICS_PORT": "0",
         **extra,
     }
 

@@ -15,11 +15,12 @@ from herald_common.settings import Settings
 _SECRET_KEYS = re.compile(r"(token|secret|password|authorization|api_key|key)$", re.IGNORECASE)
 REDACTED = "[redacted]"
 # Credentials recognisable by their value, whatever the key or message that carries them: a
-# bearer credential ("Bearer ..." in a header echoed by an error), a Herald API key (hk_...),
-# and a JWT (three base64url parts, the first a JSON header, so it starts "eyJ").
+# bearer credential ("Bearer ..." in a header echoed by an error), Herald's own tokens (API
+# keys hk_..., refresh tokens hr_..., invitations hi_...), and a JWT (three base64url parts,
+# the first a JSON header, so it starts "eyJ").
 _SECRET_VALUES = re.compile(
     r"(?P<scheme>\b[Bb][Ee][Aa][Rr][Ee][Rr]\s+)[A-Za-z0-9\-._~+/]+=*"
-    r"|\bhk_[A-Za-z0-9_\-]{8,}"
+    r"|\bh[kri]_[A-Za-z0-9_\-]{16,}"
     r"|\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"
 )
 

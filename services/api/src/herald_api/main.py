@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from herald_api import health
 from herald_api.accounts import endpoints as accounts
 from herald_api.notifications import endpoints as notifications
+from herald_api.observability import install_observability
 from herald_api.posts import endpoints as posts
 from herald_api.problems import COMMON_RESPONSES, install_problem_handlers
 from herald_api.resources import open_resources
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     install_problem_handlers(app)
+    install_observability(app)
     app.include_router(health.router)
     for router in (posts.router, accounts.router, sandbox.router, notifications.router):
         app.include_router(router, responses=COMMON_RESPONSES)

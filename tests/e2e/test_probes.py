@@ -1,0 +1,82 @@
+"""The scheduler and publisher as production runs them (their console scripts, their own
+processes): probes answer, a publish shows up in /metrics, and the API sees the publisher."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from herald_common.db.models import PostTarget
+from herald_common.settings import Settings
+from tests.conftest import Tenant, free_port
+from tests.factories import insert_due_targets
+from tests.services import service_env, spawn, stop, wait_for
+
+
+def metric_value(text: str, series: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def test_workers_serve_probes_and_metrics_and_the_api_sees_the_publisher(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], tenant: Tenant, api_url: str
+) -> None:
+    ports = {"scheduler": free_port(), "publisher": free_port()}
+    processes = [
+        spawn(
+            f"herald-{name}",
+            service_env(
+                settings, HERALD_METRICS_PORT=str(port), HERALD_PUBLISHER_PLATFORMS="sandbox"
+            ),
+        )
+        for name, port in ports.items()
+    ]
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+
+            async def ready() -> bool:
+                for process in processes:
+                    assert process.poll() is None, f"{process.args!r} exited"
+                try:
+                    answers = [await http.get(f"{url}/readyz") for url in urls.values()]
+                except httpx.TransportError:
+                    return False  # not listening yet
+                return all(answer.status_code == 200 for answer in answers)
+
+            await wait_for(ready)
+            for url in urls.values():
+                assert (await http.get(f"{url}/healthz")).json()["status"] == "ok"
+
+            [target_id] = await insert_due_targets(
+                sessions, tenant.workspace_id, count=1, accounts=1, due_at=datetime.now(UTC)
+            )
+
+            async def published() -> bool:
+                async with sessions() as session:
+                    status = await session.scalar(
+                        select(PostTarget.status).where(PostTarget.id == target_id)
+                    )
+                return status == "published"
+
+            await wait_for(published)
+            publisher = (await http.get(f"{urls['publisher']}/metrics")).text
+            scheduler = (await http.get(f"{urls['scheduler']}/metrics")).text
+            api_ready = (await http.get(f"{api_url}/readyz")).json()
+    finally:
+        stop(processes)
+
+    lateness = 'herald_publish_lateness_seconds_count{platform="sandbox"}'
+    assert metric_value(publisher, lateness) == 1
+    assert metric_value(publisher, 'herald_publish_total{outcome="published",platform="sandbox"}')
+    assert metric_value(publisher, 'herald_queue_ready_jobs{platform="sandbox"}') is not None
+    passes = metric_value(scheduler, "herald_scheduler_pass_duration_seconds_count")
+    assert passes is not None and passes >= 1
+    assert metric_value(scheduler, "herald_scheduler_batch_size_count") == 1
+    assert metric_value(scheduler, 'herald_queue_ready_jobs{platform="mastodon"}') is not None
+    assert api_ready["publishers"]["sandbox"] == "ok"
