@@ -7,12 +7,25 @@ aiohttp transport (DESIGN.md, "HTTP out"). ``transport`` stays injectable for te
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from herald_common.settings import Settings
 
 USER_AGENT = "Herald/0.1 (+https://github.com/herald-social/herald)"
+
+# What a request through the shared client can raise when no HTTP answer arrives: httpx's
+# errors, aiohttp's when the transport lets one through, and asyncio's timeout.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    httpx.HTTPError,
+    aiohttp.ClientError,
+)
 
 
 def create_http_client(
@@ -24,3 +37,57 @@ def create_http_client(
         limits=httpx.Limits(max_connections=settings.http_max_connections),
         headers={"User-Agent": USER_AGENT},
     )
+
+
+def request_never_sent(exc: BaseException) -> bool:
+    """Whether a request that failed with ``exc`` certainly never reached the server.
+
+    Adapters use it to tell a safe retry (nothing was sent: Transient) from a request that may
+    have created a post (OutcomeUnknown).
+
+    httpx-aiohttp maps aiohttp's errors onto httpx types in a way that hides this: a server
+    that accepted the request and then closed the connection (``ServerDisconnectedError``) or
+    reset it arrives as ``httpx.ConnectTimeout``, and a refused connection does too. So the
+    aiohttp error it chains as ``__cause__`` decides: only a failure to connect at all
+    (``ClientConnectorError``: refused, DNS, TLS) or to connect in time
+    (``ConnectionTimeoutError``, which also covers waiting for a pooled connection), or a URL
+    it refused to use (``InvalidURL``) means nothing was sent. With httpx's own transport its
+    types are accurate and are used as is.
+    """
+    aiohttp_error = exc if isinstance(exc, aiohttp.ClientError) else exc.__cause__
+    if isinstance(aiohttp_error, aiohttp.ClientError):
+        return isinstance(
+            aiohttp_error,
+            aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError | aiohttp.InvalidURL,
+        )
+    return isinstance(
+        exc,
+        httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.UnsupportedProtocol,
+    )
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """An HTTP ``Retry-After`` value (RFC 9110: delay-seconds or an HTTP date) as seconds from
+    ``now``, or ``None`` when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - now).total_seconds())
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object, or ``{}`` when the body is not one (a proxy's HTML page)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

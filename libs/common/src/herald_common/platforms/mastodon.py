@@ -17,10 +17,10 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import aiohttp
 import httpx
 
 from herald_common import clock
+from herald_common.http import TRANSPORT_ERRORS, request_never_sent
 from herald_common.platforms.base import (
     AccountCredentials,
     ContentProblem,
@@ -154,7 +154,7 @@ class Mastodon(Platform):
                     "Idempotency-Key": request.idempotency_key,
                 },
             )
-        except (TimeoutError, httpx.HTTPError, aiohttp.ClientError) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise _transport_failure(exc) from exc
         return _published(response)
 
@@ -189,33 +189,9 @@ def _published(response: httpx.Response) -> Published:
 
 
 def _transport_failure(exc: BaseException) -> PublishError:
-    if _never_sent(exc):
+    if request_never_sent(exc):
         return Transient(f"Mastodon could not be reached: {exc!r}")
     return OutcomeUnknown(f"Mastodon may have received the post, but no answer came: {exc!r}")
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """Whether the request certainly never reached the platform (no connection was made).
-
-    httpx-aiohttp maps aiohttp's errors onto httpx types in a way that hides this: a server
-    that accepted the request and then closed the connection (``ServerDisconnectedError``) or
-    reset it arrives as ``httpx.ConnectTimeout``, and a refused connection does too. So the
-    aiohttp error it chains as ``__cause__`` decides: only a failure to connect at all
-    (``ClientConnectorError``: refused, DNS, TLS) or to connect in time
-    (``ConnectionTimeoutError``, which also covers waiting for a pooled connection), or a URL
-    it refused to use (``InvalidURL``) means nothing was sent. With httpx's own transport its
-    types are accurate and are used as is.
-    """
-    aiohttp_error = exc if isinstance(exc, aiohttp.ClientError) else exc.__cause__
-    if isinstance(aiohttp_error, aiohttp.ClientError):
-        return isinstance(
-            aiohttp_error,
-            aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError | aiohttp.InvalidURL,
-        )
-    return isinstance(
-        exc,
-        httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.UnsupportedProtocol,
-    )
 
 
 def _error_message(response: httpx.Response) -> str:
