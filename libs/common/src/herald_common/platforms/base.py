@@ -30,6 +30,14 @@ class ContentProblem:
 class PostContent:
     text: str
     media_ids: Sequence[str] = ()
+    # Further posts of a thread, each published as a reply to the one before it on platforms
+    # that thread by reply (X, Bluesky); the others refuse content that has any.
+    thread: Sequence[str] = ()
+    # A content warning shown in front of the text (Mastodon's ``spoiler_text``).
+    content_warning: str | None = None
+    # Who may see the post, in the platform's own words (Mastodon: public, unlisted, private,
+    # direct; LinkedIn: PUBLIC, CONNECTIONS); ``None`` is the platform's public default.
+    visibility: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
