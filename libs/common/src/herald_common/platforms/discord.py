@@ -1,0 +1,170 @@
+"""Discord: posting to a channel through one of its webhooks.
+
+The account's access token is the webhook URL (``https://discord.com/api/webhooks/{id}/{token}``,
+a secret: whoever has it can post). Only its ``{id}/{token}`` part is used, joined to the
+``HERALD_DISCORD_API_BASE`` setting. Messages are sent with ``?wait=true`` so Discord answers
+with the created message (and its id) instead of an empty 204.
+
+Idempotency: none for webhooks (the ``nonce``/``enforce_nonce`` pair exists only for bots'
+Create Message). A webhook can read back a message only by an id it already knows
+(``GET /webhooks/{id}/{token}/messages/{message_id}``) and cannot list the channel, so
+:meth:`Discord.find_published` cannot tell whether a lost request posted.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from herald_common import clock
+from herald_common.http import (
+    TRANSPORT_ERRORS,
+    json_object,
+    request_never_sent,
+    retry_after_seconds,
+)
+from herald_common.platforms.base import (
+    ContentProblem,
+    Platform,
+    PostContent,
+    Published,
+    PublishRequest,
+    RateLimit,
+)
+from herald_common.platforms.errors import (
+    AuthExpired,
+    CannotTell,
+    OutcomeUnknown,
+    RateLimited,
+    Rejected,
+    Transient,
+)
+
+# Execute Webhook, "content": "the message contents (up to 2000 characters)".
+MAX_CHARACTERS = 2000
+DEFAULT_RETRY_AFTER_SECONDS = 2.0
+_WEBHOOK = re.compile(r"(?:^|/api(?:/v\d+)?/webhooks/)(?P<id>\d+)/(?P<token>[\w-]+)/?$")
+# Discord's "Unknown Webhook" (the webhook was deleted) and "Invalid Webhook Token" codes
+# (discord.com/developers/docs/topics/opcodes-and-status-codes, JSON error codes).
+_GONE_CODES = (10015, 50027)
+
+
+class Discord(Platform):
+    name = "discord"
+    limits = (
+        # Webhook execution is limited to 5 requests per 2 seconds per webhook (Discord staff
+        # in discord/discord-api-docs#367; the X-RateLimit-* headers announce the same) ...
+        RateLimit("webhook", capacity=5, per_seconds=2, scope="account"),
+        # ... and to 30 messages per minute per channel, a limit the headers do not show
+        # (same thread, and #1454: "a secondary hidden per-channel ratelimit").
+        RateLimit("channel", capacity=30, per_seconds=60, scope="account"),
+    )
+
+    def validate(self, content: PostContent) -> list[ContentProblem]:
+        problems = []
+        if not content.text.strip():
+            problems.append(ContentProblem("content", "A Discord message needs some text."))
+        if len(content.text) > MAX_CHARACTERS:
+            problems.append(
+                ContentProblem(
+                    "content",
+                    f"Discord allows {MAX_CHARACTERS} characters per message; this post has "
+                    f"{len(content.text)}.",
+                )
+            )
+        for field, value, message in (
+            ("media_ids", content.media_ids, "Herald cannot attach files to Discord yet."),
+            ("thread", content.thread, "Discord webhooks have no threads; post one message."),
+            ("content_warning", content.content_warning, "Discord has no content warnings."),
+            ("visibility", content.visibility, "A Discord message is seen by the channel."),
+        ):
+            if value:
+                problems.append(ContentProblem(field, message))
+        return problems
+
+    async def publish(self, request: PublishRequest) -> Published:
+        url = self._webhook_url(request)
+        try:
+            response = await self.http.post(
+                url, params={"wait": "true"}, json={"content": request.content.text}
+            )
+        except TRANSPORT_ERRORS as exc:
+            # The URL is the secret: name the failure, never the URL.
+            if request_never_sent(exc):
+                raise Transient(f"Discord could not be reached: {type(exc).__name__}") from None
+            raise OutcomeUnknown(
+                f"Discord may have received the message, but no answer came: {type(exc).__name__}"
+            ) from None
+        _raise_for_error(response)
+        message = json_object(response)
+        if "id" not in message:
+            raise OutcomeUnknown(
+                "Discord accepted the message but its answer was unreadable",
+                http_status=response.status_code,
+            )
+        guild_id, channel_id = message.get("guild_id"), message.get("channel_id")
+        remote_url = (
+            f"https://discord.com/channels/{guild_id}/{channel_id}/{message['id']}"
+            if guild_id and channel_id
+            else None
+        )
+        return Published(remote_id=str(message["id"]), remote_url=remote_url)
+
+    async def find_published(self, request: PublishRequest) -> Published | None:
+        raise CannotTell(
+            "Discord webhooks cannot list a channel's messages, so Herald cannot check "
+            "whether the message went out; look in the channel"
+        )
+
+    def _webhook_url(self, request: PublishRequest) -> str:
+        secret = (request.account.access_token or "").split("?", 1)[0]
+        match = _WEBHOOK.search(secret)
+        if match is None:
+            raise AuthExpired("Discord: the account has no usable webhook URL; reconnect it")
+        base = self.settings.discord_api_base.rstrip("/")
+        return f"{base}/api/webhooks/{match['id']}/{match['token']}"
+
+
+def _raise_for_error(response: httpx.Response) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    body = json_object(response)
+    message = str(body.get("message") or response.text.strip()[:200] or status)
+    if status == 429:
+        raise RateLimited(
+            f"Discord rate limit{' (global)' if body.get('global') else ''}: {message}",
+            retry_after=_retry_after(response, body.get("retry_after")),
+            http_status=status,
+        )
+    if status in (401, 403) or (status == 404 and body.get("code") in _GONE_CODES):
+        raise AuthExpired(f"Discord refused the webhook ({status}): {message}", http_status=status)
+    if status >= 500 or status == 408:
+        raise Transient(f"Discord answered {status}: {message}", http_status=status)
+    raise Rejected(
+        f"Discord rejected the message ({status}): {_details(body, message)}", http_status=status
+    )
+
+
+def _retry_after(response: httpx.Response, in_body: object) -> float:
+    """Discord's wait: ``retry_after`` in the body (seconds, fractional), else the
+    ``X-RateLimit-Reset-After`` or ``Retry-After`` header (docs: topics/rate-limits)."""
+    if isinstance(in_body, int | float):
+        return float(in_body)
+    for header in ("X-RateLimit-Reset-After", "Retry-After"):
+        wait = retry_after_seconds(response.headers.get(header), clock.now())
+        if wait is not None:
+            return wait
+    return DEFAULT_RETRY_AFTER_SECONDS
+
+
+def _details(body: dict[str, object], message: str) -> str:
+    """Discord's validation errors come as ``{"content": ["Must be 2000 or fewer in length."]}``
+    or ``{"code", "message", "errors": {...}}``; say what is wrong in one line."""
+    field_errors = [
+        f"{key}: {' '.join(str(v) for v in value)}"
+        for key, value in body.items()
+        if isinstance(value, list)
+    ]
+    return "; ".join(field_errors) or message

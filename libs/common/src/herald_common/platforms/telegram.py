@@ -1,0 +1,184 @@
+"""Telegram: a bot posting to a channel or group through the Bot API.
+
+An account is a (bot, chat) pair: its access token is the bot token from @BotFather and its
+``external_id`` the chat id (``-100...`` for channels and supergroups, or ``@channelname``).
+Text goes out with ``sendMessage``, one picture with ``sendPhoto`` (the text as its caption),
+several with ``sendMediaGroup``; ``media_ids`` are Telegram ``file_id``s or HTTP URLs.
+
+Every answer is ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code",
+"description", "parameters"}`` (core.telegram.org/bots/api, "Making requests").
+
+Idempotency: none. The Bot API cannot list the messages a bot has sent (bots only receive
+updates), so :meth:`Telegram.find_published` cannot tell whether a lost request posted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from herald_common.http import TRANSPORT_ERRORS, json_object, request_never_sent
+from herald_common.platforms.base import (
+    ContentProblem,
+    Platform,
+    PostContent,
+    Published,
+    PublishRequest,
+    RateLimit,
+)
+from herald_common.platforms.errors import (
+    AuthExpired,
+    CannotTell,
+    OutcomeUnknown,
+    RateLimited,
+    Rejected,
+    Transient,
+)
+
+# Bot API sendMessage: "Text of the message to be sent, 1-4096 characters after entities
+# parsing"; sendPhoto/sendMediaGroup: "Photo caption ..., 0-1024 characters". Telegram
+# measures text in UTF-16 code units (its entity offsets are UTF-16 too), so an emoji outside
+# the BMP costs 2.
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+# sendMediaGroup: "an array describing messages to be sent, must include 2-10 items".
+MAX_MEDIA = 10
+# When a 429 carries no parameters.retry_after.
+DEFAULT_RETRY_AFTER_SECONDS = 30.0
+
+
+class Telegram(Platform):
+    name = "telegram"
+    limits = (
+        # core.telegram.org/bots/faq, "My bot is hitting limits": avoid more than about 30
+        # messages per second in bulk per bot. An account is one bot and chat, so per account.
+        RateLimit("messages", capacity=30, per_seconds=1, scope="account"),
+        # Same FAQ: "your bot will not be able to send more than 20 messages per minute to
+        # the same group"; python-telegram-bot's wiki notes it applies to channels as well.
+        RateLimit("chat", capacity=20, per_seconds=60, scope="account"),
+    )
+
+    def validate(self, content: PostContent) -> list[ContentProblem]:
+        problems = []
+        limit = MAX_CAPTION if content.media_ids else MAX_TEXT
+        what = "a caption under pictures" if content.media_ids else "a message"
+        length = utf16_length(content.text)
+        if not content.text.strip() and not content.media_ids:
+            problems.append(ContentProblem("content", "Telegram needs some text or a picture."))
+        if length > limit:
+            problems.append(
+                ContentProblem(
+                    "content",
+                    f"Telegram allows {limit} characters in {what} (emoji and other symbols "
+                    f"outside the basic plane count as 2); this post has {length}.",
+                )
+            )
+        if len(content.media_ids) > MAX_MEDIA:
+            problems.append(
+                ContentProblem(
+                    "media_ids",
+                    f"Telegram allows {MAX_MEDIA} pictures per post; this post has "
+                    f"{len(content.media_ids)}.",
+                )
+            )
+        for field, value, message in (
+            ("thread", content.thread, "Telegram has no threads; post it as one message."),
+            ("content_warning", content.content_warning, "Telegram has no content warnings."),
+            ("visibility", content.visibility, "A Telegram post is seen by the chat's members."),
+        ):
+            if value:
+                problems.append(ContentProblem(field, message))
+        return problems
+
+    async def publish(self, request: PublishRequest) -> Published:
+        token = request.account.access_token
+        if not token:
+            raise AuthExpired("Telegram: the account has no bot token; reconnect it")
+        chat_id = request.account.external_id
+        text, media = request.content.text, list(request.content.media_ids)
+        method: str
+        body: dict[str, Any]
+        if not media:
+            method, body = "sendMessage", {"chat_id": chat_id, "text": text}
+        elif len(media) == 1:
+            method, body = "sendPhoto", {"chat_id": chat_id, "photo": media[0], "caption": text}
+        else:
+            items: list[dict[str, Any]] = [{"type": "photo", "media": m} for m in media]
+            items[0]["caption"] = text
+            method, body = "sendMediaGroup", {"chat_id": chat_id, "media": items}
+        url = f"{self.settings.telegram_api_base.rstrip('/')}/bot{token}/{method}"
+        try:
+            response = await self.http.post(url, json=body)
+        except TRANSPORT_ERRORS as exc:
+            # The URL holds the bot token: name the method, never the URL.
+            if request_never_sent(exc):
+                raise Transient(
+                    f"Telegram could not be reached ({method}): {type(exc).__name__}"
+                ) from None
+            raise OutcomeUnknown(
+                f"Telegram may have received {method}, but no answer came: {type(exc).__name__}"
+            ) from None
+        result = _result(response)
+        message = result[0] if isinstance(result, list) and result else result
+        if not isinstance(message, dict) or "message_id" not in message:
+            raise OutcomeUnknown(
+                f"Telegram accepted {method} but its answer was unreadable",
+                http_status=response.status_code,
+            )
+        message_id = str(message["message_id"])
+        chat = message.get("chat") if isinstance(message.get("chat"), dict) else {}
+        return Published(remote_id=message_id, remote_url=_message_url(chat or {}, message_id))
+
+    async def find_published(self, request: PublishRequest) -> Published | None:
+        raise CannotTell(
+            "Telegram bots cannot list the messages they sent, so Herald cannot check whether "
+            "the message went out; look in the chat"
+        )
+
+
+def utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _message_url(chat: dict[str, Any], message_id: str) -> str | None:
+    """t.me links: public chats by username; private supergroups and channels by id."""
+    username = chat.get("username")
+    if isinstance(username, str) and username:
+        return f"https://t.me/{username}/{message_id}"
+    chat_id = str(chat.get("id", ""))
+    if chat_id.startswith("-100"):
+        return f"https://t.me/c/{chat_id[4:]}/{message_id}"
+    return None
+
+
+def _result(response: httpx.Response) -> Any:
+    body = json_object(response)
+    status = response.status_code
+    if 200 <= status < 300 and body.get("ok") is True:
+        return body.get("result")
+    error_code = body.get("error_code")
+    code = error_code if isinstance(error_code, int) else status
+    description = str(body.get("description") or response.reason_phrase or code)
+    parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+    if code == 429:
+        retry_after = (parameters or {}).get("retry_after")
+        raise RateLimited(
+            f"Telegram flood control: {description}",
+            retry_after=float(retry_after)
+            if isinstance(retry_after, int | float)
+            else DEFAULT_RETRY_AFTER_SECONDS,
+            http_status=status,
+        )
+    if code in (401, 403, 404):
+        # 401: the bot token was revoked; 403: the bot was removed from the chat or may not
+        # post there; 404 is what the Bot API answers for a malformed token.
+        raise AuthExpired(f"Telegram refused the bot: {description}", http_status=status)
+    if code >= 500 or status >= 500:
+        raise Transient(f"Telegram answered {code}: {description}", http_status=status)
+    if 200 <= status < 300:
+        raise OutcomeUnknown(
+            f"Telegram answered {status} without ok: {description}", http_status=status
+        )
+    # 400: chat not found, message too long, wrong file id, chat migrated, ...
+    raise Rejected(f"Telegram rejected the message: {description}", http_status=status)
