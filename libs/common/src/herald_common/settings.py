@@ -92,18 +92,6 @@ class Settings(BaseSettings):
     # Webhook URLs are stored as secrets; only their /api/webhooks/{id}/{token} path is used,
     # joined to this base, so a stored URL can never send Herald's traffic elsewhere.
     discord_api_base: str = "https://discord.com"
-    # Where each adapter sends its requests; tests and benchmarks point them at local servers.
-    x_api_base: str = "https://api.x.com"
-    linkedin_api_base: str = "https://api.linkedin.com"
-    # LinkedIn's versioned APIs need a `LinkedIn-Version: YYYYMM` header; each version is
-    # supported for about a year (learn.microsoft.com/linkedin/marketing/versioning).
-    linkedin_version: str = "202510"
-    # The PDS used when a Bluesky account names none of its own (bsky.social's entryway).
-    bluesky_api_base: str = "https://bsky.social"
-    telegram_api_base: str = "https://api.telegram.org"
-    # Webhook URLs are stored as secrets; only their /api/webhooks/{id}/{token} path is used,
-    # joined to this base, so a stored URL can never send Herald's traffic elsewhere.
-    discord_api_base: str = "https://discord.com"
 
     # Fernet keys, newest first; older keys still decrypt so keys can be rotated.
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(
