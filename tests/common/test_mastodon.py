@@ -467,3 +467,30 @@ def test_extract_mentions() -> None:
     text = "cc @alice, @bob@example.social and me@example.com"
 
     assert [m.text for m in extract_mentions(text)] == ["@alice", "@bob@example.social"]
+
+
+# -- visibility and content warnings ----------------------------------------------------------
+
+
+async def test_publish_sends_visibility_and_content_warning(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    request = publish_request("Spoilers ahead")
+    content = replace(request.content, visibility="unlisted", content_warning="Film ending")
+
+    await mastodon.publish(replace(request, content=content))
+
+    [status] = fake.statuses
+    assert (status.visibility, status.spoiler_text) == ("unlisted", "Film ending")
+
+
+def test_validate_counts_the_content_warning_with_the_text(mastodon: Mastodon) -> None:
+    assert mastodon.validate(PostContent("a" * 490, content_warning="b" * 10)) == []
+    [problem] = mastodon.validate(PostContent("a" * 490, content_warning="b" * 11))
+    assert problem.message.endswith("this post has 501 with its content warning.")
+
+
+def test_validate_refuses_unknown_visibility_and_threads(mastodon: Mastodon) -> None:
+    problems = mastodon.validate(PostContent("hi", visibility="friends", thread=("more",)))
+
+    assert [p.field for p in problems] == ["visibility", "thread"]

@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import html
 import itertools
+import random
 import socket
 import threading
 import time
@@ -96,6 +97,7 @@ class FakeStatus:
     created_at: datetime
     visibility: str
     media_ids: tuple[str, ...] = ()
+    spoiler_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,7 @@ class FakeMastodon:
     ) -> None:
         """``tokens`` maps each valid access token to the username of the account it acts for
         (default: one account, ``herald``, with token :data:`DEFAULT_TOKEN`)."""
+        self._chaos: Callable[[], _Fault | None] | None = None
         self.domain = domain
         self._clock = clock
         self._lock = threading.Lock()
@@ -275,6 +278,42 @@ class FakeMastodon:
     def clear_faults(self) -> None:
         with self._lock:
             self._state.faults.clear()
+            self._chaos = None
+
+    def chaos(
+        self,
+        *,
+        seed: int,
+        fail: float = 0.0,
+        slow: float = 0.0,
+        slow_seconds: float = 3.0,
+        drop: float = 0.0,
+        rate_limit: float = 0.0,
+        rate_limit_reset: timedelta = timedelta(seconds=2),
+    ) -> None:
+        """Random faults for every POST with no queued fault: each rate is the chance of that
+        fault (5xx, an answer slower than ``slow_seconds``, accept-then-drop, a 429 burst)."""
+        rng = random.Random(seed)
+        table = [
+            (fail, _Fault("fail", status_code=503, error="Service Unavailable")),
+            (slow, _Fault("delay", seconds=slow_seconds)),
+            (drop, _Fault("drop")),
+            (
+                rate_limit,
+                _Fault("rate_limit", seconds=rate_limit_reset.total_seconds(), limit=300),
+            ),
+        ]
+
+        def pick() -> _Fault | None:
+            roll = rng.random()
+            for chance, fault in table:
+                if roll < chance:
+                    return fault
+                roll -= chance
+            return None
+
+        with self._lock:
+            self._chaos = pick
 
     def _queue(self, times: int, fault: _Fault) -> None:
         with self._lock:
@@ -336,7 +375,8 @@ class FakeMastodon:
             return None, _unprocessable("Cannot attach more than 4 files.")
         if not text.strip() and not media_ids:
             return None, _unprocessable("Validation failed: Text can't be blank")
-        if mastodon_length(text) > MAX_CHARACTERS:
+        spoiler_text = str(params.get("spoiler_text") or "")
+        if mastodon_length(spoiler_text + text) > MAX_CHARACTERS:
             return None, _unprocessable(
                 f"Validation failed: Text character limit of {MAX_CHARACTERS} exceeded"
             )
@@ -349,6 +389,7 @@ class FakeMastodon:
             created_at=now,
             visibility=str(params.get("visibility") or "public"),
             media_ids=media_ids,
+            spoiler_text=spoiler_text,
         )
         self._state.statuses.append(status)
         if key:
@@ -396,7 +437,9 @@ class FakeMastodon:
 
     def _next_fault(self) -> _Fault | None:
         with self._lock:
-            return self._state.faults.popleft() if self._state.faults else None
+            if self._state.faults:
+                return self._state.faults.popleft()
+            return self._chaos() if self._chaos is not None else None
 
     def _fault_response(self, fault: _Fault) -> Response:
         if fault.kind == "rate_limit":
@@ -459,8 +502,8 @@ class FakeMastodon:
             "created_at": _iso8601(status.created_at, digits=3),
             "in_reply_to_id": None,
             "in_reply_to_account_id": None,
-            "sensitive": False,
-            "spoiler_text": "",
+            "sensitive": bool(status.spoiler_text),
+            "spoiler_text": status.spoiler_text,
             "visibility": status.visibility,
             "language": "en",
             "uri": f"https://{self.domain}/users/{account.username}/statuses/{status.id}",

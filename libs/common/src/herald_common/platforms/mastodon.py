@@ -47,6 +47,8 @@ MAX_CHARACTERS = 500
 # Status::MEDIA_ATTACHMENTS_LIMIT (app/models/status.rb); the instance API publishes it as
 # configuration.statuses.max_media_attachments.
 MAX_MEDIA_ATTACHMENTS = 4
+# POST /api/v1/statuses "visibility" (docs.joinmastodon.org/methods/statuses).
+VISIBILITIES = ("public", "unlisted", "private", "direct")
 # How long Mastodon remembers an Idempotency-Key (see the module docstring).
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=1)
 # find_published only relies on the key while this much of its lifetime is left, to absorb
@@ -78,14 +80,28 @@ class Mastodon(Platform):
             problems.append(
                 ContentProblem("content", "Mastodon needs some text or at least one attachment.")
             )
-        length = mastodon_length(content.text)
+        # StatusLengthValidator counts the content warning and the text together.
+        length = mastodon_length((content.content_warning or "") + content.text)
         if length > MAX_CHARACTERS:
+            with_warning = " with its content warning" if content.content_warning else ""
             problems.append(
                 ContentProblem(
                     "content",
                     f"Mastodon allows {MAX_CHARACTERS} characters (URLs count as "
-                    f"{MASTODON_URL_LENGTH}); this post has {length}.",
+                    f"{MASTODON_URL_LENGTH}); this post has {length}{with_warning}.",
                 )
+            )
+        if content.visibility and content.visibility not in VISIBILITIES:
+            problems.append(
+                ContentProblem(
+                    "visibility",
+                    f"Mastodon visibility is one of {', '.join(VISIBILITIES)}; "
+                    f"not {content.visibility!r}.",
+                )
+            )
+        if content.thread:
+            problems.append(
+                ContentProblem("thread", "Herald cannot publish Mastodon threads yet; post one.")
             )
         if len(content.media_ids) > MAX_MEDIA_ATTACHMENTS:
             problems.append(
@@ -142,9 +158,15 @@ class Mastodon(Platform):
         token = request.account.access_token
         if not token:
             raise AuthExpired("Mastodon: the account has no access token; reconnect it")
-        body: dict[str, Any] = {"status": request.content.text, "visibility": "public"}
-        if request.content.media_ids:
-            body["media_ids"] = list(request.content.media_ids)
+        content = request.content
+        body: dict[str, Any] = {
+            "status": content.text,
+            "visibility": content.visibility or "public",
+        }
+        if content.media_ids:
+            body["media_ids"] = list(content.media_ids)
+        if content.content_warning:
+            body["spoiler_text"] = content.content_warning
         try:
             response = await self.http.post(
                 self._api_base(request.account) + STATUSES_PATH,
