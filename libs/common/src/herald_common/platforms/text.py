@@ -206,6 +206,9 @@ _TT_DEFAULT_PROTOCOL = "https://"
 # base with its skin tone, an emoji-presentation character, or a text-presentation one made
 # emoji by U+FE0F. A text-presentation character without FE0F ("©") is text, and FE0F after
 # an emoji-presentation character is not part of it (twemoji's list has neither).
+# Where the grammar allows more than the list (emoji newer than the list, a skin tone after a
+# ZWJ family, a pair of regional indicators that is no country) Herald counts one emoji and
+# the npm package counts the parts; X's servers run a newer list than the package's.
 _EMOJI_ELEMENT = (
     r"(?:\p{Emoji_Modifier_Base}\p{Emoji_Modifier}"
     r"|\p{Emoji_Presentation}"
