@@ -1,0 +1,281 @@
+"""The X adapter against a scripted X API that answers with X's real shapes: ``201
+{"data": {"id", "text"}}``, problem JSON errors, ``x-rate-limit-*`` headers in epoch seconds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from herald_common import clock
+from herald_common.platforms.base import AccountCredentials, PostContent, PublishRequest
+from herald_common.platforms.errors import (
+    AuthExpired,
+    CannotTell,
+    OutcomeUnknown,
+    RateLimited,
+    Rejected,
+    Transient,
+)
+from herald_common.platforms.x import X
+from herald_common.settings import Settings
+from tests.fakes.http import FakePlatform, answer
+
+USER_ID = "2244994945"
+
+
+class FakeX:
+    """Posts are stored; ``GET /2/users/:id/tweets`` lists them newest first, with links
+    rewritten to t.co and ``&`` escaped as X does."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, str]] = []
+        self.platform = FakePlatform(
+            {
+                ("POST", "/2/tweets"): self.create,
+                ("GET", f"/2/users/{USER_ID}/tweets"): self.timeline,
+            }
+        )
+
+    def create(self, request: httpx.Request) -> httpx.Response:
+        body = self.platform.requests[-1].body
+        post = {"id": str(1_860_000_000_000_000_000 + len(self.posts)), "text": body["text"]}
+        self.posts.append(post)
+        return httpx.Response(201, json={"data": post})
+
+    def timeline(self, request: httpx.Request) -> httpx.Response:
+        shown = [
+            {
+                "id": p["id"],
+                "text": p["text"]
+                .replace("&", "&amp;")
+                .replace("https://example.com/long/path", "https://t.co/AbCdEf123"),
+            }
+            for p in reversed(self.posts)
+        ]
+        return httpx.Response(200, json={"data": shown, "meta": {"result_count": len(shown)}})
+
+
+@pytest.fixture
+def fake() -> FakeX:
+    return FakeX()
+
+
+@pytest.fixture
+def x(fake: FakeX) -> X:
+    settings = Settings(environment="test", x_api_base="https://api.x.test")
+    return X(settings, fake.platform.client())
+
+
+def publish_request(text: str = "Hello from Herald", **content: object) -> PublishRequest:
+    return PublishRequest(
+        account=AccountCredentials(
+            account_id=uuid4(),
+            workspace_id=uuid4(),
+            external_id=USER_ID,
+            handle="herald",
+            access_token="user-token",
+        ),
+        content=PostContent(text, **content),  # type: ignore[arg-type]  # test shorthand
+        idempotency_key="herald-1",
+    )
+
+
+async def test_publish_posts_with_the_users_token(x: X, fake: FakeX) -> None:
+    published = await x.publish(publish_request("Hello & welcome", media_ids=("m1",)))
+
+    [sent] = fake.platform.received("/2/tweets")
+    assert sent.headers["authorization"] == "Bearer user-token"
+    assert sent.body == {"text": "Hello & welcome", "media": {"media_ids": ["m1"]}}
+    assert published.remote_id == fake.posts[0]["id"]
+    assert published.remote_url == f"https://x.com/herald/status/{published.remote_id}"
+
+
+async def test_a_thread_is_posted_as_replies(x: X, fake: FakeX) -> None:
+    published = await x.publish(publish_request("1/3", thread=("2/3", "3/3")))
+
+    bodies = [r.body for r in fake.platform.received("/2/tweets")]
+    ids = [p["id"] for p in fake.posts]
+    assert [b["text"] for b in bodies] == ["1/3", "2/3", "3/3"]
+    assert "reply" not in bodies[0]
+    assert bodies[1]["reply"] == {"in_reply_to_tweet_id": ids[0]}
+    assert bodies[2]["reply"] == {"in_reply_to_tweet_id": ids[1]}
+    assert published.remote_id == ids[0]
+
+
+async def test_a_thread_cut_short_is_outcome_unknown_naming_what_went_out(fake: FakeX) -> None:
+    calls = iter([fake.create, answer(503, {"title": "Service Unavailable", "status": 503})])
+    fake.platform.handlers = {("POST", "/2/tweets"): lambda r: next(calls)(r)}
+    x = X(Settings(environment="test", x_api_base="https://api.x.test"), fake.platform.client())
+
+    with pytest.raises(OutcomeUnknown) as raised:
+        await x.publish(publish_request("1/2", thread=("2/2",)))
+
+    assert fake.posts[0]["id"] in raised.value.message
+
+
+def problem(status: int, title: str, detail: str, **headers: str) -> httpx.Response:
+    return httpx.Response(
+        status,
+        json={"title": title, "detail": detail, "type": "about:blank", "status": status},
+        headers=headers,
+    )
+
+
+def x_answering(response: httpx.Response) -> X:
+    platform = FakePlatform({("POST", "/2/tweets"): lambda r: response})
+    return X(Settings(environment="test", x_api_base="https://api.x.test"), platform.client())
+
+
+async def test_429_waits_until_the_spent_windows_reset() -> None:
+    now = clock.now().timestamp()
+    x = x_answering(
+        problem(
+            429,
+            "Too Many Requests",
+            "Too Many Requests",
+            **{
+                "x-rate-limit-limit": "100",
+                "x-rate-limit-remaining": "57",
+                "x-rate-limit-reset": str(int(now + 300)),
+                "x-user-limit-24hour-limit": "1000",
+                "x-user-limit-24hour-remaining": "0",
+                "x-user-limit-24hour-reset": str(int(now + 7200)),
+            },
+        )
+    )
+
+    with pytest.raises(RateLimited) as raised:
+        await x.publish(publish_request())
+
+    # The 24-hour user cap is spent; the 15-minute window is not.
+    assert 7100 < raised.value.retry_after <= 7200
+
+
+async def test_429_without_spent_families_uses_the_endpoint_window() -> None:
+    reset = clock.now().timestamp() + 120
+    x = x_answering(problem(429, "Too Many Requests", "x", **{"x-rate-limit-reset": str(reset)}))
+
+    with pytest.raises(RateLimited) as raised:
+        await x.publish(publish_request())
+
+    assert 110 < raised.value.retry_after <= 120
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (problem(401, "Unauthorized", "Unauthorized"), AuthExpired),
+        (problem(503, "Service Unavailable", "Service Unavailable"), Transient),
+        (problem(504, "Gateway Timeout", "Gateway Timeout"), OutcomeUnknown),
+        (
+            httpx.Response(
+                400,
+                json={
+                    "errors": [{"message": "text is too long", "parameters": {"text": ["…"]}}],
+                    "title": "Invalid Request",
+                    "detail": "One or more parameters to your request was invalid.",
+                    "type": "https://api.twitter.com/2/problems/invalid-request",
+                },
+            ),
+            Rejected,
+        ),
+        (problem(403, "Forbidden", "You are not permitted to perform this action."), Rejected),
+        (
+            problem(
+                403, "Forbidden", "You are not allowed to create a Tweet with duplicate content."
+            ),
+            OutcomeUnknown,
+        ),
+    ],
+)
+async def test_errors_map_onto_the_failure_model(
+    response: httpx.Response, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        await x_answering(response).publish(publish_request())
+
+
+async def test_connection_dropped_after_sending_is_outcome_unknown(x: X, fake: FakeX) -> None:
+    fake.platform.drop_next()
+
+    with pytest.raises(OutcomeUnknown):
+        await x.publish(publish_request())
+
+    assert len(fake.posts) == 1  # it did arrive
+
+
+async def test_connection_refused_is_transient(x: X, fake: FakeX) -> None:
+    fake.platform.refuse_next()
+
+    with pytest.raises(Transient):
+        await x.publish(publish_request())
+
+    assert fake.posts == []
+
+
+async def test_no_token_is_auth_expired_without_a_request(x: X, fake: FakeX) -> None:
+    request = publish_request()
+    with pytest.raises(AuthExpired):
+        await x.publish(replace(request, account=replace(request.account, access_token=None)))
+    assert fake.platform.requests == []
+
+
+async def test_find_published_matches_the_text_as_x_returns_it(x: X, fake: FakeX) -> None:
+    request = publish_request("Read & share https://example.com/long/path")
+    sent_at = clock.now()
+    fake.platform.drop_next()
+    with pytest.raises(OutcomeUnknown):
+        await x.publish(request)
+
+    found = await x.find_published(replace(request, first_attempt_at=sent_at))
+
+    assert found is not None and found.remote_id == fake.posts[0]["id"]
+    [lookup] = fake.platform.received(f"/2/users/{USER_ID}/tweets")
+    assert lookup.params["exclude"] == "retweets"
+    assert lookup.params["start_time"] == (sent_at - timedelta(minutes=5)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
+async def test_find_published_is_none_when_the_post_is_not_there(x: X, fake: FakeX) -> None:
+    await x.publish(publish_request("something else"))
+
+    assert await x.find_published(publish_request("Hello from Herald")) is None
+
+
+async def test_find_published_cannot_tell_about_half_a_thread(x: X, fake: FakeX) -> None:
+    await x.publish(publish_request("1/2"))
+
+    with pytest.raises(CannotTell):
+        await x.find_published(publish_request("1/2", thread=("2/2",)))
+
+
+def test_validate_uses_the_weighted_length(x: X) -> None:
+    assert x.validate(PostContent("漢" * 140)) == []
+    [problem] = x.validate(PostContent("漢" * 141))
+    assert problem.field == "content"
+    assert "this post counts 282" in problem.message
+
+
+def test_validate_checks_every_part_and_what_x_lacks(x: X) -> None:
+    problems = x.validate(
+        PostContent(
+            "ok",
+            thread=("a" * 281, " "),
+            media_ids=("1", "2", "3", "4", "5"),
+            content_warning="cw",
+            visibility="unlisted",
+        )
+    )
+
+    assert [p.field for p in problems] == [
+        "thread[0]",
+        "thread[1]",
+        "media_ids",
+        "content_warning",
+        "visibility",
+    ]

@@ -1,0 +1,106 @@
+"""A scripted platform for adapter tests, behind ``httpx.MockTransport``.
+
+Each test gives the fake a handler per (method, path) that answers like the real platform
+(its JSON shapes, headers and status codes); the fake records every request it received and
+can make the next request fail the way a network does::
+
+    fake = FakePlatform({("POST", "/2/tweets"): created})
+    fake.drop_next()          # the request arrives, then the connection drops unanswered
+    adapter = X(settings, fake.client())
+
+A dropped connection is raised the way Herald's production transport (httpx-aiohttp) raises
+it, as ``httpx.ConnectTimeout`` caused by aiohttp's ``ServerDisconnectedError`` (see
+``herald_common.http.request_never_sent``); a refused connection as ``ConnectTimeout`` caused
+by ``ClientConnectorError``. tests/common/test_mastodon.py shows both over real sockets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import httpx
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    method: str
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakePlatform:
+    handlers: Mapping[tuple[str, str], Handler]
+    requests: list[Received] = field(default_factory=list)
+    _faults: deque[str] = field(default_factory=deque)
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(self._handle))
+
+    def drop_next(self) -> None:
+        """The next request reaches the platform (and is handled), but no answer comes."""
+        self._faults.append("drop")
+
+    def refuse_next(self) -> None:
+        """The next request never reaches the platform: the connection is refused."""
+        self._faults.append("refuse")
+
+    def received(self, path: str) -> list[Received]:
+        return [r for r in self.requests if r.path == path]
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        fault = self._faults.popleft() if self._faults else None
+        if fault == "refuse":
+            raise httpx.ConnectTimeout("refused") from _connector_error()
+        content = request.content
+        body = json.loads(content) if content else None
+        self.requests.append(
+            Received(
+                request.method,
+                request.url.path,
+                dict(request.url.params),
+                dict(request.headers),
+                body,
+            )
+        )
+        handler = self.handlers.get((request.method, request.url.path))
+        response = handler(request) if handler else httpx.Response(404, json={"error": "nope"})
+        if fault == "drop":
+            raise httpx.ConnectTimeout("dropped") from aiohttp.ServerDisconnectedError()
+        return response
+
+
+def _connector_error() -> aiohttp.ClientConnectorError:
+    from aiohttp.client_reqrep import ConnectionKey
+
+    key = ConnectionKey("platform.test", 443, True, True, None, None, None)
+    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused"))
+
+
+def answer(status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> Handler:
+    """A handler that always answers ``status`` with ``body`` as JSON."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=body, headers=headers)
+
+    return handle
+
+
+def sequence(*handlers: Handler) -> Handler:
+    """A handler answering with each of ``handlers`` in turn, then repeating the last."""
+    queue = deque(handlers)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        current = queue.popleft() if len(queue) > 1 else queue[0]
+        return current(request)
+
+    return handle
