@@ -1,0 +1,195 @@
+"""The Discord adapter against a scripted webhook endpoint with Discord's shapes: the created
+message for ``?wait=true``, 429 ``{"message", "retry_after", "global"}`` with rate-limit
+headers, and JSON error codes."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from herald_common.platforms.base import AccountCredentials, PostContent, PublishRequest
+from herald_common.platforms.discord import Discord
+from herald_common.platforms.errors import (
+    AuthExpired,
+    CannotTell,
+    OutcomeUnknown,
+    RateLimited,
+    Rejected,
+    Transient,
+)
+from herald_common.settings import Settings
+from tests.fakes.http import FakePlatform, answer
+
+PATH = "/api/webhooks/112233/tok-EN_123"
+WEBHOOK_URL = f"https://discord.com{PATH}"
+MESSAGE = {
+    "id": "998877",
+    "channel_id": "5544",
+    "guild_id": "3322",
+    "content": "hi",
+    "webhook_id": "112233",
+}
+
+
+def discord_with(response: httpx.Response) -> tuple[Discord, FakePlatform]:
+    platform = FakePlatform({("POST", PATH): lambda r: response})
+    settings = Settings(environment="test", discord_api_base="https://discord.test")
+    return Discord(settings, platform.client()), platform
+
+
+def publish_request(
+    text: str = "Hello from Herald", webhook: str | None = WEBHOOK_URL
+) -> PublishRequest:
+    return PublishRequest(
+        account=AccountCredentials(
+            account_id=uuid4(),
+            workspace_id=uuid4(),
+            external_id="112233",
+            handle="#news",
+            access_token=webhook,
+        ),
+        content=PostContent(text),
+        idempotency_key="herald-1",
+    )
+
+
+async def test_publish_executes_the_webhook_and_waits_for_the_message() -> None:
+    discord, platform = discord_with(httpx.Response(200, json=MESSAGE))
+
+    published = await discord.publish(publish_request("Hello"))
+
+    [sent] = platform.requests
+    assert sent.params == {"wait": "true"}
+    assert sent.body == {"content": "Hello"}
+    assert published.remote_id == "998877"
+    assert published.remote_url == "https://discord.com/channels/3322/5544/998877"
+
+
+async def test_only_the_webhook_path_of_the_stored_url_is_used() -> None:
+    hosts: list[str] = []
+
+    def record_host(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        return httpx.Response(200, json=MESSAGE)
+
+    platform = FakePlatform({("POST", PATH): record_host})
+    discord = Discord(
+        Settings(environment="test", discord_api_base="https://discord.test"), platform.client()
+    )
+
+    await discord.publish(
+        publish_request(webhook="https://evil.example/api/webhooks/112233/tok-EN_123?x=1")
+    )
+
+    assert hosts == ["discord.test"]  # the configured base, never the stored URL's host
+
+
+async def test_a_missing_webhook_is_auth_expired_without_a_request() -> None:
+    discord, platform = discord_with(httpx.Response(200, json=MESSAGE))
+
+    with pytest.raises(AuthExpired):
+        await discord.publish(publish_request(webhook="not a webhook"))
+    assert platform.requests == []
+
+
+async def test_429_waits_the_announced_retry_after() -> None:
+    discord, _ = discord_with(
+        httpx.Response(
+            429,
+            json={"message": "You are being rate limited.", "retry_after": 1.337, "global": False},
+            headers={
+                "Retry-After": "2",
+                "X-RateLimit-Reset-After": "1.337",
+                "X-RateLimit-Scope": "shared",
+            },
+        )
+    )
+
+    with pytest.raises(RateLimited) as raised:
+        await discord.publish(publish_request())
+
+    assert raised.value.retry_after == pytest.approx(1.337)
+
+
+async def test_429_without_a_body_uses_the_headers() -> None:
+    discord, _ = discord_with(
+        httpx.Response(429, text="<html>", headers={"X-RateLimit-Reset-After": "4.5"})
+    )
+
+    with pytest.raises(RateLimited) as raised:
+        await discord.publish(publish_request())
+
+    assert raised.value.retry_after == pytest.approx(4.5)
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (
+            httpx.Response(401, json={"message": "Invalid Webhook Token", "code": 50027}),
+            AuthExpired,
+        ),
+        (httpx.Response(404, json={"message": "Unknown Webhook", "code": 10015}), AuthExpired),
+        (httpx.Response(400, json={"content": ["Must be 2000 or fewer in length."]}), Rejected),
+        (
+            httpx.Response(400, json={"message": "Cannot send an empty message", "code": 50006}),
+            Rejected,
+        ),
+        (httpx.Response(503, text="upstream connect error"), Transient),
+        (httpx.Response(200, json={}), OutcomeUnknown),
+    ],
+)
+async def test_errors_map_onto_the_failure_model(
+    response: httpx.Response, error: type[Exception]
+) -> None:
+    discord, _ = discord_with(response)
+
+    with pytest.raises(error):
+        await discord.publish(publish_request())
+
+
+async def test_validation_errors_say_what_is_wrong() -> None:
+    discord, _ = discord_with(
+        httpx.Response(400, json={"content": ["Must be 2000 or fewer in length."]})
+    )
+
+    with pytest.raises(Rejected) as raised:
+        await discord.publish(publish_request())
+
+    assert "content: Must be 2000 or fewer in length." in raised.value.message
+
+
+async def test_a_lost_answer_is_outcome_unknown_and_never_names_the_webhook() -> None:
+    discord, platform = discord_with(httpx.Response(200, json=MESSAGE))
+    platform.drop_next()
+
+    with pytest.raises(OutcomeUnknown) as raised:
+        await discord.publish(publish_request())
+
+    assert "tok-EN_123" not in raised.value.message and raised.value.__cause__ is None
+
+
+async def test_a_refused_connection_is_transient() -> None:
+    discord, platform = discord_with(httpx.Response(200, json=MESSAGE))
+    platform.refuse_next()
+
+    with pytest.raises(Transient):
+        await discord.publish(publish_request())
+
+
+async def test_find_published_cannot_tell() -> None:
+    discord, platform = discord_with(httpx.Response(200, json=MESSAGE))
+
+    with pytest.raises(CannotTell):
+        await discord.find_published(publish_request())
+    assert platform.requests == []
+
+
+def test_validate() -> None:
+    discord, _ = discord_with(answer(200)(httpx.Request("GET", "https://x")))
+
+    assert discord.validate(PostContent("a" * 2000)) == []
+    problems = discord.validate(PostContent("a" * 2001, ("m",), content_warning="cw"))
+    assert [p.field for p in problems] == ["content", "media_ids", "content_warning"]
