@@ -17,10 +17,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from herald_api.mail import Outbox
 from herald_common import clock
 from herald_common.db.engine import create_engine, create_session_factory
 from herald_common.db.migrate import upgrade
@@ -32,7 +34,7 @@ from herald_common.settings import Settings
 # HERALD_TEST_REDIS_DB picks another, so two test runs can share one Redis server.
 TEST_REDIS_DB = int(os.environ.get("HERALD_TEST_REDIS_DB", "9"))
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/herald"
-TABLES = "workspaces, sandbox_publications"  # everything else hangs off these by cascade
+TABLES = "workspaces, users, sandbox_publications"  # everything else hangs off these by cascade
 
 
 def free_port() -> int:
@@ -80,6 +82,12 @@ def settings(database_url: str, redis_url: str) -> Settings:
         log_level="WARNING",
         scheduler_interval_seconds=0.2,
         publisher_poll_delay_seconds=0.01,
+        # Cheap Argon2 and loose sign-in throttles: tests sign many people in from one IP.
+        # tests/api/test_abuse.py runs its own app with tight limits.
+        password_hash_time_cost=1,
+        password_hash_memory_kib=1024,
+        login_per_ip=10_000,
+        signup_per_ip=10_000,
     )
 
 
@@ -159,14 +167,23 @@ async def other_tenant(db: None, sessions: async_sessionmaker[AsyncSession]) -> 
 
 
 @pytest.fixture(scope="session")
-async def api_url(settings: Settings) -> AsyncIterator[str]:
-    """The real API over real HTTP, served by uvicorn inside the test process."""
+def outbox() -> Outbox:
+    """Every mail the in-process API sends (tests pick theirs by address)."""
+    return Outbox()
+
+
+@pytest.fixture(scope="session")
+def api_app(settings: Settings, outbox: Outbox) -> FastAPI:
     from herald_api.main import create_app
 
+    return create_app(settings, mailer=outbox)
+
+
+@pytest.fixture(scope="session")
+async def api_url(api_app: FastAPI) -> AsyncIterator[str]:
+    """The real API over real HTTP, served by uvicorn inside the test process."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
-    )
+    server = uvicorn.Server(uvicorn.Config(api_app, host="127.0.0.1", port=port, log_config=None))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

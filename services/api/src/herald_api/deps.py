@@ -1,19 +1,36 @@
-"""FastAPI dependencies as ``Annotated`` aliases: the session, the caller's workspace, clients."""
+"""FastAPI dependencies as ``Annotated`` aliases: the session, clients, and the one
+authorization layer.
+
+Every route that touches a workspace states what it needs with ``require(Permission.X)``
+(herald_api.auth.permissions holds the whole policy). ``WorkspaceDep`` is the default for
+content routes: reading with GET, writing (editor, or a key with the write scope) otherwise.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import BackgroundTasks, Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from herald_api.auth import repository as auth_repository
+from herald_api.auth.permissions import (
+    ROLE_PERMISSIONS,
+    CurrentUser,
+    Permission,
+    Principal,
+    key_permissions,
+)
+from herald_api.auth.tokens import ACCESS, InvalidToken
+from herald_api.mail import Mail, deliver
 from herald_api.problems import ProblemError
 from herald_api.resources import Resources
-from herald_common.db.repositories.workspaces import find_workspace_by_api_key
+from herald_common import clock
+from herald_common.db.repositories.workspaces import API_KEY_PREFIX, find_active_key
 from herald_common.platforms.base import Platform
 
 
@@ -47,34 +64,174 @@ def get_platforms(resources: ResourcesDep) -> dict[str, Platform]:
 
 PlatformsDep = Annotated[dict[str, Platform], Depends(get_platforms)]
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer hk_...`")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An access token from `POST /v1/auth/login`, or an API key (`hk_...`).",
+)
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="An API key, as an alternative header."
 )
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+ApiKeyHeaderDep = Annotated[str | None, Security(_api_key_header)]
+WorkspaceHeader = Annotated[
+    uuid.UUID | None,
+    Header(
+        alias="X-Workspace-ID",
+        description="The workspace to act in. Optional for a user in exactly one workspace "
+        "and for API keys (which belong to one); required for a user in several.",
+    ),
+]
 
 
-async def get_workspace_id(
-    session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    api_key: Annotated[str | None, Security(_api_key_header)],
-) -> uuid.UUID:
-    key = bearer.credentials if bearer is not None else api_key
-    if not key:
-        raise ProblemError(
-            401,
+def _unauthenticated(slug: str, detail: str, *, invalid_token: bool = False) -> ProblemError:
+    challenge = 'Bearer error="invalid_token"' if invalid_token else "Bearer"
+    return ProblemError(401, slug, detail, headers={"WWW-Authenticate": challenge})
+
+
+def _credential(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str:
+    credential = bearer.credentials if bearer is not None else api_key
+    if not credential:
+        raise _unauthenticated(
             "unauthenticated",
-            "Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
-            headers={"WWW-Authenticate": "Bearer"},
+            "Send an access token or an API key as `Authorization: Bearer <token>` "
+            "(or an API key as `X-API-Key: <key>`).",
         )
-    workspace_id = await find_workspace_by_api_key(session, key)
-    if workspace_id is None:
+    return credential
+
+
+def _read_access_token(resources: Resources, token: str) -> CurrentUser:
+    try:
+        claims = resources.tokens.read(token, ACCESS)
+        return CurrentUser(uuid.UUID(claims["sub"]), uuid.UUID(str(claims["sid"])))
+    except (InvalidToken, KeyError, ValueError):
+        raise _unauthenticated(
+            "invalid-token",
+            "The access token is invalid or expired; refresh it or sign in again.",
+            invalid_token=True,
+        ) from None
+
+
+def _workspace_not_found() -> ProblemError:
+    return ProblemError(404, "workspace-not-found", "No such workspace among yours.")
+
+
+async def get_principal(
+    resources: ResourcesDep,
+    session: SessionDep,
+    bearer: BearerDep,
+    api_key: ApiKeyHeaderDep,
+    workspace_id: WorkspaceHeader = None,
+) -> Principal:
+    """Who is calling, in which workspace, allowed to do what."""
+    credential = _credential(bearer, api_key)
+    if credential.startswith(API_KEY_PREFIX):
+        record = await find_active_key(session, credential)
+        if record is None:
+            raise _unauthenticated("invalid-api-key", "The API key is unknown or revoked.")
+        if workspace_id is not None and workspace_id != record.workspace_id:
+            raise _workspace_not_found()
+        resources.key_usage.touch(record.id)
+        return Principal(
+            workspace_id=record.workspace_id,
+            permissions=key_permissions(record.scopes),
+            api_key_id=record.id,
+        )
+    user = _read_access_token(resources, credential)
+    memberships = await auth_repository.session_memberships(
+        session, user.user_id, user.session_id, workspace_id, clock.now()
+    )
+    if memberships is None:
+        raise _unauthenticated(
+            "session-ended", "This sign-in has ended; sign in again.", invalid_token=True
+        )
+    if workspace_id is not None and not memberships:
+        raise _workspace_not_found()
+    if not memberships:
         raise ProblemError(
-            401,
-            "invalid-api-key",
-            "The API key is unknown or revoked.",
-            headers={"WWW-Authenticate": "Bearer"},
+            404,
+            "no-workspace",
+            "You are not a member of any workspace yet: create one with POST /v1/workspaces "
+            "or accept an invitation.",
         )
-    return workspace_id
+    if len(memberships) > 1:
+        raise ProblemError(
+            400,
+            "workspace-required",
+            "You are a member of several workspaces: name one in the X-Workspace-ID header.",
+        )
+    membership = memberships[0]
+    return Principal(
+        workspace_id=membership.workspace_id,
+        permissions=ROLE_PERMISSIONS[membership.role],
+        user_id=user.user_id,
+        role=membership.role,
+    )
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def check_permission(principal: Principal, permission: Permission) -> Principal:
+    """Raise 403 unless ``principal`` holds ``permission``. Routes use ``require``; services
+    call this only where the permission depends on the data (e.g. the role being granted)."""
+    if permission not in principal.permissions:
+        caller = f"a {principal.role} " if principal.role else "this API key "
+        raise ProblemError(
+            403, "forbidden", f"This needs the {permission} permission, which {caller}lacks."
+        )
+    return principal
+
+
+def require(permission: Permission) -> Any:
+    """A dependency that answers 403 unless the caller holds ``permission``:
+    ``caller: Annotated[Principal, require(Permission.KEYS_MANAGE)]``."""
+
+    async def permitted(principal: PrincipalDep) -> Principal:
+        return check_permission(principal, permission)
+
+    return Depends(permitted)
+
+
+async def get_workspace_id(request: Request, principal: PrincipalDep) -> uuid.UUID:
+    """The caller's workspace, for reading content (GET) or writing it (anything else)."""
+    reading = request.method in {"GET", "HEAD", "OPTIONS"}
+    permission = Permission.CONTENT_READ if reading else Permission.CONTENT_WRITE
+    return check_permission(principal, permission).workspace_id
 
 
 WorkspaceDep = Annotated[uuid.UUID, Depends(get_workspace_id)]
+
+
+async def get_current_user(
+    resources: ResourcesDep, session: SessionDep, bearer: BearerDep, api_key: ApiKeyHeaderDep
+) -> CurrentUser:
+    """A person signed in with an access token, for routes about them rather than a workspace."""
+    credential = _credential(bearer, api_key)
+    if credential.startswith(API_KEY_PREFIX):
+        raise ProblemError(
+            403, "user-token-required", "This route acts for a person; API keys cannot use it."
+        )
+    user = _read_access_token(resources, credential)
+    live = await auth_repository.live_session(session, user.session_id, clock.now())
+    if live is None or live.user_id != user.user_id:
+        raise _unauthenticated(
+            "session-ended", "This sign-in has ended; sign in again.", invalid_token=True
+        )
+    return user
+
+
+CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
+
+
+class Postman:
+    """Sends mail after the response has gone (see herald_api.mail.deliver)."""
+
+    def __init__(self, resources: ResourcesDep, background: BackgroundTasks) -> None:
+        self._mailer = resources.mailer
+        self._background = background
+
+    def send(self, mail: Mail) -> None:
+        self._background.add_task(deliver, self._mailer, mail)
+
+
+PostmanDep = Annotated[Postman, Depends()]

@@ -11,12 +11,17 @@ from fastapi.routing import APIRoute
 
 from herald_api import health
 from herald_api.accounts import endpoints as accounts
+from herald_api.api_keys import endpoints as api_keys
+from herald_api.auth import endpoints as auth
+from herald_api.edge import install_edge
+from herald_api.mail import MailSender
 from herald_api.notifications import endpoints as notifications
 from herald_api.observability import install_observability
 from herald_api.posts import endpoints as posts
-from herald_api.problems import COMMON_RESPONSES, install_problem_handlers
+from herald_api.problems import COMMON_RESPONSES, WORKSPACE_RESPONSES, install_problem_handlers
 from herald_api.resources import open_resources
 from herald_api.sandbox import endpoints as sandbox
+from herald_api.workspaces import endpoints as workspaces
 from herald_common.logging import configure_logging
 from herald_common.settings import Settings, get_settings
 
@@ -26,12 +31,13 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, mailer: MailSender | None = None) -> FastAPI:
+    """The app; ``mailer`` replaces the mail backend from settings (tests keep an outbox)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_resources(settings) as resources:
+        async with open_resources(settings, mailer) as resources:
             app.state.resources = resources
             yield
 
@@ -45,8 +51,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_observability(app)
     app.include_router(health.router)
-    for router in (posts.router, accounts.router, sandbox.router, notifications.router):
-        app.include_router(router, responses=COMMON_RESPONSES)
+    install_edge(app, settings)
+    app.include_router(auth.router, responses=COMMON_RESPONSES)
+    app.include_router(workspaces.user_router, responses=COMMON_RESPONSES)
+    for router in (
+        posts.router,
+        accounts.router,
+        sandbox.router,
+        notifications.router,
+        workspaces.router,
+        api_keys.router,
+    ):
+        app.include_router(router, responses=COMMON_RESPONSES | WORKSPACE_RESPONSES)
     return app
 
 

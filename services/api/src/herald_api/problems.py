@@ -127,10 +127,22 @@ def _problem_doc(description: str) -> dict[str, Any]:
 # Documented on every route that can answer them, so generated SDKs know the error shape.
 COMMON_RESPONSES: Responses = {
     400: _problem_doc("Malformed request (e.g. a body that is not JSON)."),
-    401: _problem_doc("Missing or invalid API key."),
+    401: _problem_doc("Missing, invalid or expired credentials (access token or API key)."),
+    413: _problem_doc("The request body is larger than the API accepts."),
     422: _problem_doc("The request is well-formed but has invalid fields."),
 }
 Responses = dict[int | str, dict[str, Any]]
+problem_doc = _problem_doc
+# Every route acting in a workspace: the caller's role or key scope may not allow it, and a
+# workspace named in X-Workspace-ID that is not the caller's is not found.
+WORKSPACE_RESPONSES: Responses = {
+    403: _problem_doc("The caller's role or API key scope does not allow this."),
+    404: _problem_doc("No such resource (or workspace) among the caller's."),
+}
+FORBIDDEN: Responses = {403: _problem_doc("Not allowed for this caller.")}
+THROTTLED: Responses = {
+    429: _problem_doc("Too many attempts; `Retry-After` says how many seconds to wait.")
+}
 NOT_FOUND: Responses = {404: _problem_doc("No such resource in this workspace.")}
 CONFLICT: Responses = {
     409: _problem_doc("The resource is in a state that does not allow this change.")

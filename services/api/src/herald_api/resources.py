@@ -10,6 +10,10 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from herald_api.api_keys.usage import KeyUsage
+from herald_api.auth.passwords import PasswordHasher
+from herald_api.auth.tokens import TokenSigner
+from herald_api.mail import MailSender, build_mail_sender
 from herald_common.db.engine import create_engine, create_session_factory
 from herald_common.http import create_http_client
 from herald_common.platforms.base import Platform
@@ -25,14 +29,22 @@ class Resources:
     redis: Redis
     http: httpx.AsyncClient
     platforms: dict[str, Platform]
+    passwords: PasswordHasher
+    tokens: TokenSigner
+    mailer: MailSender
+    key_usage: KeyUsage
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+async def open_resources(
+    settings: Settings, mailer: MailSender | None = None
+) -> AsyncIterator[Resources]:
     engine = create_engine(settings)
     sessions = create_session_factory(engine)
     redis = Redis.from_url(settings.redis_url)
     http = create_http_client(settings)
+    passwords = PasswordHasher(settings)
+    key_usage = KeyUsage(sessions)
     try:
         yield Resources(
             settings=settings,
@@ -41,8 +53,14 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             redis=redis,
             http=http,
             platforms=build_platforms(settings, http, sessions),
+            passwords=passwords,
+            tokens=TokenSigner(settings),
+            mailer=mailer or build_mail_sender(settings),
+            key_usage=key_usage,
         )
     finally:
+        await key_usage.drain()
+        passwords.close()
         await http.aclose()
         await redis.aclose()
         await engine.dispose()

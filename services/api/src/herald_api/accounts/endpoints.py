@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, status
 from sqlalchemy.exc import IntegrityError
 
 from herald_api.accounts.schemas import AccountCreate, AccountList, AccountOut
-from herald_api.deps import SessionDep, WorkspaceDep
+from herald_api.auth.permissions import Permission, Principal
+from herald_api.deps import SessionDep, WorkspaceDep, require
 from herald_api.problems import CONFLICT, NOT_FOUND, ProblemError
 from herald_common.db.models import SocialAccount
 from herald_common.db.repositories import accounts
@@ -22,11 +24,13 @@ def to_out(account: SocialAccount) -> AccountOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=AccountOut, responses=CONFLICT)
 async def create_account(
-    session: SessionDep, workspace_id: WorkspaceDep, data: AccountCreate
+    session: SessionDep,
+    principal: Annotated[Principal, require(Permission.ACCOUNTS_MANAGE)],
+    data: AccountCreate,
 ) -> AccountOut:
     """Add a sandbox account, so the whole flow can be tried with no credentials."""
     account = SocialAccount(
-        workspace_id=workspace_id,
+        workspace_id=principal.workspace_id,
         platform=data.platform,
         external_id=data.handle.lower(),
         handle=data.handle,

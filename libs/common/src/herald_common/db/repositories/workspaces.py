@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald_common.db.models import ApiKey, Workspace
+from herald_common.roles import ApiKeyScope
 
 API_KEY_PREFIX = "hk_"
 # How much of a key is kept in the clear so people can tell their keys apart.
@@ -39,7 +42,13 @@ async def create_workspace(session: AsyncSession, name: str) -> Workspace:
 
 
 async def add_api_key(
-    session: AsyncSession, workspace_id: uuid.UUID, name: str, key: str | None = None
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    name: str,
+    key: str | None = None,
+    *,
+    scopes: Sequence[ApiKeyScope] = (ApiKeyScope.READ, ApiKeyScope.WRITE),
+    created_by: uuid.UUID | None = None,
 ) -> CreatedKey:
     key = key or generate_api_key()
     record = ApiKey(
@@ -47,6 +56,8 @@ async def add_api_key(
         name=name,
         prefix=key[:VISIBLE_PREFIX_LENGTH],
         key_hash=hash_api_key(key),
+        scopes=[str(scope) for scope in scopes],
+        created_by=created_by,
     )
     session.add(record)
     await session.flush()
@@ -54,12 +65,50 @@ async def add_api_key(
 
 
 async def find_workspace_by_api_key(session: AsyncSession, key: str) -> uuid.UUID | None:
-    result = await session.execute(
-        select(ApiKey.workspace_id).where(
-            ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None)
-        )
+    record = await find_active_key(session, key)
+    return None if record is None else record.workspace_id
+
+
+async def find_active_key(session: AsyncSession, key: str) -> ApiKey | None:
+    """The unrevoked key ``key``, looked up by its hash (the key itself is never stored)."""
+    return await session.scalar(
+        select(ApiKey).where(ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None))
     )
-    return result.scalar_one_or_none()
+
+
+async def list_api_keys(session: AsyncSession, workspace_id: uuid.UUID) -> Sequence[ApiKey]:
+    result = await session.scalars(
+        select(ApiKey).where(ApiKey.workspace_id == workspace_id).order_by(ApiKey.id)
+    )
+    return result.all()
+
+
+async def revoke_api_key(
+    session: AsyncSession, workspace_id: uuid.UUID, key_id: uuid.UUID, now: datetime
+) -> ApiKey | None:
+    """Revoke a key of this workspace (again is harmless); None when it has no such key."""
+    record = await session.scalar(
+        select(ApiKey).where(ApiKey.workspace_id == workspace_id, ApiKey.id == key_id)
+    )
+    if record is not None and record.revoked_at is None:
+        record.revoked_at = now
+        await session.flush()
+    return record
+
+
+async def touch_api_key(
+    session: AsyncSession, key_id: uuid.UUID, now: datetime, min_interval: timedelta
+) -> None:
+    """Record that a key was used, unless that was already recorded within ``min_interval``
+    (by any API process): one write a minute, however busy the key."""
+    await session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - min_interval),
+        )
+        .values(last_used_at=now)
+    )
 
 
 async def find_key(session: AsyncSession, key: str) -> ApiKey | None:
