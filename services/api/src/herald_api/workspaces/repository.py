@@ -32,7 +32,7 @@ async def user_workspaces(
         .where(Membership.user_id == user_id)
         .order_by(Membership.created_at, Workspace.id)
     )
-    return [(workspace, role) for workspace, role in rows.tuples()]
+    return [(workspace, role) for workspace, role in rows.all()]
 
 
 async def get_workspace(session: AsyncSession, workspace_id: uuid.UUID) -> Workspace | None:
@@ -53,7 +53,7 @@ async def members(
         .where(Membership.workspace_id == workspace_id)
         .order_by(Membership.created_at, Membership.id)
     )
-    return [(membership, email) for membership, email in rows.tuples()]
+    return [(membership, email) for membership, email in rows.all()]
 
 
 async def get_member(
