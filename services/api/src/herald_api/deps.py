@@ -208,6 +208,8 @@ async def get_current_user(
     """A person signed in with an access token, for routes about them rather than a workspace."""
     credential = _credential(bearer, api_key)
     if credential.startswith(API_KEY_PREFIX):
+        if await find_active_key(session, credential) is None:
+            raise _unauthenticated("invalid-api-key", "The API key is unknown or revoked.")
         raise ProblemError(
             403, "user-token-required", "This route acts for a person; API keys cannot use it."
         )
