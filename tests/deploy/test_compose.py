@@ -54,6 +54,12 @@ def test_services_start_in_order_and_report_their_health(services: dict[str, Any
         assert re.search(rf"127\.0\.0\.1:{port}/readyz", probe), (name, probe)
 
 
+def test_environment_names_only_real_settings(services: dict[str, Any]) -> None:
+    known = {f"HERALD_{name.upper()}" for name in Settings.model_fields}
+    for name, service in services.items():
+        assert set(service["environment"]) <= known, name
+
+
 def test_publishers_get_longer_than_their_drain_to_stop(services: dict[str, Any]) -> None:
     grace = Settings.model_fields["publisher_grace_seconds"].default
     stop_after = services["publisher"]["stop_grace_period"]

@@ -193,3 +193,20 @@ def test_production_runs_one_autoscaled_publisher_per_platform_group() -> None:
         [pattern] = re.findall(r'platform=~"([^"]+)"', query)
         assert set(pattern.split("|")) == groups[deployment], (deployment, query)
         assert "replicas" not in deployments[deployment]["spec"], "KEDA owns the replica count"
+
+
+def test_deploy_files_name_only_real_settings(overlay: tuple[str, list[Manifest]]) -> None:
+    """Settings ignore unknown variables, so a misspelled one would silently do nothing."""
+    _, manifests = overlay
+    known = {f"HERALD_{name.upper()}" for name in Settings.model_fields}
+    named: set[str] = set()
+    for _, container in herald_containers(manifests):
+        named |= {
+            name for name in container_env(manifests, container) if name.startswith("HERALD_")
+        }
+    for secret in [
+        *of_kind(manifests, "Secret"),
+        *load_file(K8S / "base" / "secret.template.yaml"),
+    ]:
+        named |= set(secret.get("stringData", {})) | set(secret.get("data", {}))
+    assert named - known == set()
