@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, Depends, Header, Request, Security
+from fastapi import Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +26,7 @@ from herald_api.auth.permissions import (
     key_permissions,
 )
 from herald_api.auth.tokens import ACCESS, InvalidToken
-from herald_api.mail import Mail, deliver
+from herald_api.mail import Courier
 from herald_api.problems import ProblemError
 from herald_api.resources import Resources
 from herald_common import clock
@@ -225,15 +225,8 @@ async def get_current_user(
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
 
 
-class Postman:
-    """Sends mail after the response has gone (see herald_api.mail.deliver)."""
-
-    def __init__(self, resources: ResourcesDep, background: BackgroundTasks) -> None:
-        self._mailer = resources.mailer
-        self._background = background
-
-    def send(self, mail: Mail) -> None:
-        self._background.add_task(deliver, self._mailer, mail)
+def get_postman(resources: ResourcesDep) -> Courier:
+    return resources.courier
 
 
-PostmanDep = Annotated[Postman, Depends()]
+PostmanDep = Annotated[Courier, Depends(get_postman)]

@@ -10,6 +10,7 @@ Tests use :class:`Outbox`, which keeps messages in memory.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
@@ -90,10 +91,27 @@ def build_mail_sender(settings: Settings) -> MailSender:
     return LogMailSender(settings)
 
 
-async def deliver(sender: MailSender, mail: Mail) -> None:
-    """Send after the response: a mail server that is down must not fail the request, and
-    every answer takes as long whether or not a mail went out."""
-    try:
-        await sender.send(mail)
-    except Exception as exc:  # recorded, not raised: the person can ask for the mail again
-        log.warning("mail failed", to=mail.to, subject=mail.subject, error=type(exc).__name__)
+class Courier:
+    """Sends mail on tasks of its own, so a request never waits for (or fails with) the mail
+    server, every answer takes as long whether or not a mail went out, and a mail decided on
+    by a request that then answers with an error (a lockout notice) still goes."""
+
+    def __init__(self, sender: MailSender) -> None:
+        self.sender = sender
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def send(self, mail: Mail) -> None:
+        task = asyncio.create_task(self._deliver(mail))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, mail: Mail) -> None:
+        try:
+            await self.sender.send(mail)
+        except Exception as exc:  # recorded, not raised: the person can ask for the mail again
+            log.warning("mail failed", to=mail.to, subject=mail.subject, error=type(exc).__name__)
+
+    async def drain(self) -> None:
+        """Wait for mail in flight (at shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from herald_api.api_keys.usage import KeyUsage
 from herald_api.auth.passwords import PasswordHasher
 from herald_api.auth.tokens import TokenSigner
-from herald_api.mail import MailSender, build_mail_sender
+from herald_api.mail import Courier, MailSender, build_mail_sender
 from herald_common.db.engine import create_engine, create_session_factory
 from herald_common.http import create_http_client
 from herald_common.platforms.base import Platform
@@ -31,7 +31,7 @@ class Resources:
     platforms: dict[str, Platform]
     passwords: PasswordHasher
     tokens: TokenSigner
-    mailer: MailSender
+    courier: Courier
     key_usage: KeyUsage
 
 
@@ -45,6 +45,7 @@ async def open_resources(
     http = create_http_client(settings)
     passwords = PasswordHasher(settings)
     key_usage = KeyUsage(sessions)
+    courier = Courier(mailer or build_mail_sender(settings))
     try:
         yield Resources(
             settings=settings,
@@ -55,11 +56,12 @@ async def open_resources(
             platforms=build_platforms(settings, http, sessions),
             passwords=passwords,
             tokens=TokenSigner(settings),
-            mailer=mailer or build_mail_sender(settings),
+            courier=courier,
             key_usage=key_usage,
         )
     finally:
         await key_usage.drain()
+        await courier.drain()
         passwords.close()
         await http.aclose()
         await redis.aclose()

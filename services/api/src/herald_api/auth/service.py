@@ -35,7 +35,7 @@ from herald_api.auth.tokens import (
     random_token,
     token_hash,
 )
-from herald_api.deps import Postman
+from herald_api.mail import Courier
 from herald_api.problems import ProblemError
 from herald_api.resources import Resources
 from herald_api.workspaces import repository as workspaces
@@ -52,7 +52,7 @@ log = get_logger(__name__)
 class AuthContext:
     session: AsyncSession
     resources: Resources
-    postman: Postman
+    postman: Courier
     client_ip: str
 
     @property
@@ -268,7 +268,9 @@ async def verify_email(ctx: AuthContext, token: str) -> None:
 async def request_password_reset(ctx: AuthContext, email: str) -> None:
     """Mails a reset link when the email has an account; answers the same either way."""
     try:
-        await throttle.check_login(ctx.redis, ctx.resources.settings, ctx.client_ip, email)
+        await throttle.check_login(
+            ctx.redis, ctx.resources.settings, ctx.client_ip, email, lockout=False
+        )
     except Throttled as exc:
         raise _too_many(exc) from None
     user = await repository.get_user_by_email(ctx.session, email)

@@ -30,10 +30,14 @@ def account_digest(email: str) -> str:
     return hashlib.sha256(email.encode()).hexdigest()[:32]
 
 
-async def check_login(redis: Redis, settings: Settings, ip: str, email: str) -> None:
-    """Raise Throttled when this IP or this account has tried too often, or is locked out."""
+async def check_login(
+    redis: Redis, settings: Settings, ip: str, email: str, *, lockout: bool = True
+) -> None:
+    """Raise Throttled when this IP or this account has tried too often, or (with
+    ``lockout``) is locked out. Asking for a password reset shares the buckets but not the
+    lock: resetting is how the owner of a locked account gets back in."""
     account = account_digest(email)
-    locked_ms = await redis.pttl(_LOCKED + account)
+    locked_ms = await redis.pttl(_LOCKED + account) if lockout else 0
     if locked_ms > 0:
         raise Throttled(locked_ms / 1000)
     wait = await acquire(

@@ -14,7 +14,8 @@ from herald_api.auth import repository as users
 from herald_api.auth.permissions import CurrentUser, Permission, Principal
 from herald_api.auth.schemas import MembershipOut
 from herald_api.auth.tokens import INVITATION_TOKEN_PREFIX, random_token, token_hash
-from herald_api.deps import Postman, check_permission
+from herald_api.deps import check_permission
+from herald_api.mail import Courier
 from herald_api.problems import ProblemError
 from herald_api.workspaces import repository
 from herald_api.workspaces.schemas import InvitationCreate, MemberOut
@@ -107,7 +108,7 @@ async def _keep_an_owner(
 async def invite(
     session: AsyncSession,
     settings: Settings,
-    postman: Postman,
+    postman: Courier,
     principal: Principal,
     data: InvitationCreate,
 ) -> Invitation:
