@@ -10,7 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from herald_common.logging import get_logger
@@ -101,11 +103,39 @@ async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "validation-failed", "The request has invalid fields.", problems)
 
 
-async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
     return problem_response(exc.status_code, slug, str(exc.detail), headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers. FastAPI makes one route per method, and Starlette's 405
+    names only the first route matching the path (schemathesis found ``Allow: GET`` on
+    ``/v1/posts/{post_id}``, which also takes PATCH and DELETE)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
+# Postgres cannot store text with a NUL character (22021) or outside the database encoding
+# (22P05); pydantic lets both through, so they surface here (schemathesis found NUL in a
+# workspace name answered 500).
+UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
+async def _on_database(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if getattr(exc.orig, "sqlstate", None) in UNSTORABLE_TEXT:
+        return problem_response(
+            422, "unstorable-text", "Text fields cannot contain NUL characters."
+        )
+    return await _on_unexpected(request, exc)
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -117,6 +147,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(DBAPIError, _on_database)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
@@ -12,7 +11,14 @@ from herald_api.deps import PlatformsDep, ResourcesDep, SessionDep, WorkspaceDep
 from herald_api.pagination import decode_cursor, encode_cursor
 from herald_api.posts import service
 from herald_api.posts.repository import PostWithTargets
-from herald_api.posts.schemas import PostCreate, PostOut, PostPage, PostUpdate, TargetOut
+from herald_api.posts.schemas import (
+    PostCreate,
+    PostOut,
+    PostPage,
+    PostUpdate,
+    Rfc3339,
+    TargetOut,
+)
 from herald_api.posts.service import PostContext
 from herald_api.problems import CONFLICT, NOT_FOUND, PRECONDITION, FieldProblem, ProblemError
 from herald_common.statuses import PostStatus, TargetStatus
@@ -101,10 +107,10 @@ async def list_posts(
         list[PostStatus] | None, Query(alias="status", description="Only posts in these statuses.")
     ] = None,
     scheduled_from: Annotated[
-        datetime | None, Query(description="Scheduled at or after (RFC 3339).")
+        Rfc3339 | None, Query(description="Scheduled at or after (RFC 3339).")
     ] = None,
     scheduled_to: Annotated[
-        datetime | None, Query(description="Scheduled before (RFC 3339).")
+        Rfc3339 | None, Query(description="Scheduled before (RFC 3339).")
     ] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,

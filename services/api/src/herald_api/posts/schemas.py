@@ -9,9 +9,11 @@ from typing import Annotated
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     model_validator,
 )
 
@@ -26,6 +28,23 @@ def _utc(value: datetime) -> str:
 
 
 UtcDatetime = Annotated[datetime, PlainSerializer(_utc, return_type=str, when_used="json")]
+
+
+def _not_a_number(value: object) -> object:
+    """Pydantic also reads a number (or "0.5") as a Unix time; the API takes RFC 3339 only
+    (schemathesis found ``scheduled_to=0.5`` accepted)."""
+    if isinstance(value, int | float):
+        raise ValueError("give an RFC 3339 date-time, e.g. 2026-12-01T09:00:00Z")
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("give an RFC 3339 date-time, e.g. 2026-12-01T09:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[datetime, BeforeValidator(_not_a_number)]
 
 
 def _unique_accounts(targets: list[TargetIn]) -> list[TargetIn]:
@@ -56,7 +75,7 @@ Targets = Annotated[
 
 
 class _Timing(BaseModel):
-    scheduled_at: datetime | None = Field(
+    scheduled_at: Rfc3339 | None = Field(
         default=None,
         description=(
             "When to publish: RFC 3339 with an offset (`2026-12-01T09:00:00+01:00`), or a "
@@ -76,7 +95,8 @@ class PostCreate(_Timing):
 
     content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
     targets: Targets
-    draft: bool = Field(default=False, description="Save without scheduling.")
+    # Strict: pydantic would read 0 or "no" as false (schemathesis found "draft": 0 accepted).
+    draft: StrictBool = Field(default=False, description="Save without scheduling.")
 
     @model_validator(mode="after")
     def _needs_time_unless_draft(self) -> PostCreate:
@@ -92,7 +112,7 @@ class PostUpdate(_Timing):
 
     content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_LENGTH)
     targets: Targets | None = None
-    draft: bool | None = None
+    draft: StrictBool | None = None
 
 
 class TargetOut(BaseModel):
