@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 import uvicorn
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance
 
 from herald_api.mail import Outbox
 from herald_api.main import create_app
