@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
@@ -21,7 +23,27 @@ def test_lists_are_read_from_comma_separated_variables(monkeypatch: pytest.Monke
 def test_production_refuses_the_development_encryption_key() -> None:
     with pytest.raises(ValidationError, match="development key"):
         Settings(environment="production")
-    Settings(environment="production", encryption_keys=[Fernet.generate_key().decode()])
+    Settings(
+        environment="production",
+        encryption_keys=[Fernet.generate_key().decode()],
+        jwt_signing_key=secrets.token_urlsafe(48),
+    )
+
+
+@pytest.mark.parametrize("key", [Settings.DEV_JWT_SIGNING_KEY, "too-short-for-hs256"])
+def test_production_refuses_the_development_or_a_short_jwt_signing_key(key: str) -> None:
+    fernet = [Fernet.generate_key().decode()]
+    with pytest.raises(ValidationError, match="HERALD_JWT_SIGNING_KEY"):
+        Settings(environment="production", encryption_keys=fernet, jwt_signing_key=key)
+    # Dev and the test suite run with the well-known key.
+    Settings(environment="dev")
+    Settings(environment="test")
+
+
+def test_the_jwt_signing_key_is_never_shown() -> None:
+    settings = Settings(jwt_signing_key="a-secret-that-is-long-enough-for-hs256-signing")
+    assert "a-secret" not in repr(settings)
+    assert "a-secret" not in str(settings.model_dump())
 
 
 def test_tokens_encrypted_under_an_old_key_still_decrypt_after_rotation() -> None:
