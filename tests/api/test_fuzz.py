@@ -123,8 +123,16 @@ def test_api_answers_as_documented(case: Any, fuzz_api: str, fuzz_owner: dict[st
     # positive_data_acceptance expects any schema-valid request to succeed; business rules
     # (a past time, an unknown account, an invalid or used token) rightly refuse some with
     # 400/412/422, which the other checks still hold to the documented responses.
-    case.call_and_validate(
-        base_url=fuzz_api,
-        headers={"Authorization": fuzz_owner["Authorization"]},
+    auth = {"Authorization": fuzz_owner["Authorization"]}
+    response = case.call(base_url=fuzz_api, headers=auth)
+    if response.status_code == 413:
+        # Refused before it is read, whatever it holds; schemathesis counts a 413 for an
+        # invalid body as "accepted", so the size is what is checked here.
+        assert len(response.request.body or b"") > Settings().max_request_body_bytes
+        return
+    case.validate_response(
+        response,
+        headers=auth,
+        transport_kwargs={"base_url": fuzz_api, "headers": auth},
         excluded_checks=[positive_data_acceptance],
     )
