@@ -1,0 +1,67 @@
+# Herald's developer entry points. Each target first installs what is missing (uv, then the
+# locked environment), then hands over to the workspace's `herald-dev` tool (tools/dev), which
+# uses HERALD_DATABASE_URL / HERALD_REDIS_URL when set and embedded servers under .herald/
+# otherwise. Works non-interactively from a fresh clone.
+#
+#   make run                      migrate, seed, run the four services (Ctrl-C stops all)
+#   make test [ARGS="-k foo"]     ruff, mypy, then pytest with ARGS
+#   make fuzz [EXAMPLES=200]      schemathesis against the API, EXAMPLES cases per operation
+#   make lint | fmt | typecheck | migrate | clean
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+# uv: on PATH, or where `pip install --user` or uv's own installer put it (~/.local/bin on
+# Linux, ~/Library/Python/3.x/bin on macOS), else the uv module of python3 (where pip leaves
+# it when uv is installed but its script is not on PATH). `=`, not `:=`: looked up again after
+# `sync` has installed it.
+USER_BIN := $(shell python3 -m site --user-base 2>/dev/null)/bin
+export PATH := $(PATH):$(HOME)/.local/bin:$(USER_BIN)
+UV = $(shell PATH='$(PATH)' command -v uv 2>/dev/null || echo python3 -m uv)
+# --no-sync: `sync` below has just installed exactly what uv.lock says; never re-lock here.
+UV_RUN = $(UV) run --no-sync
+HERALD_DEV = $(UV_RUN) herald-dev
+
+.PHONY: sync run test fuzz lint fmt typecheck migrate clean
+
+# pip refuses --user installs into a Debian/Ubuntu system Python (PEP 668) unless told that a
+# user-level uv is fine, hence the second try.
+sync:
+	@if ! $(UV) --version >/dev/null 2>&1; then \
+		echo "make: uv not found; installing it with pip --user" >&2; \
+		python3 -m pip install --user --quiet uv \
+			|| python3 -m pip install --user --quiet --break-system-packages uv; \
+	fi
+	@$(UV) sync --frozen
+
+run: sync
+	$(HERALD_DEV) run
+
+test: sync
+	$(HERALD_DEV) test $(ARGS)
+
+# The fuzz test also runs in `make test`, with 5 cases per operation.
+EXAMPLES ?= 200
+fuzz: sync
+	HERALD_FUZZ_EXAMPLES=$(EXAMPLES) $(HERALD_DEV) test --skip-checks -m fuzz $(ARGS)
+
+lint: sync
+	$(HERALD_DEV) lint
+
+fmt: sync
+	$(UV_RUN) ruff format .
+	$(UV_RUN) ruff check --fix .
+
+typecheck: sync
+	$(HERALD_DEV) typecheck
+
+migrate: sync
+	$(HERALD_DEV) migrate
+
+# Stops the embedded servers and removes caches. Keeps .herald/ (the dev database and API
+# key) and .venv/; `rm -rf .herald` after this starts from an empty database.
+clean:
+	@if [ -x .venv/bin/herald-dev ]; then .venv/bin/herald-dev stop; fi
+	rm -rf .mypy_cache .ruff_cache .pytest_cache
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

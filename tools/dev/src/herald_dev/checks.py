@@ -1,0 +1,66 @@
+"""The checks behind ``make test``, ``make lint`` and ``make typecheck``: one list, one place."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from herald_dev.datadir import repo_root
+from herald_dev.scripts import script
+
+# Every top-level directory holding Python code. mypy resolves the src-layout packages through
+# `mypy_path` in the root pyproject.toml; a directory with no .py file yet (bench/) is skipped
+# because mypy refuses an empty target.
+TYPED_DIRS = ("libs", "services", "tools", "tests", "bench")
+
+Step = tuple[str, list[str]]
+
+
+def lint_steps() -> list[Step]:
+    return [
+        ("ruff check", [script("ruff"), "check", "."]),
+        ("ruff format", [script("ruff"), "format", "--check", "."]),
+    ]
+
+
+def typecheck_steps() -> list[Step]:
+    root = repo_root()
+    dirs = [d for d in TYPED_DIRS if any((root / d).glob("**/*.py"))]
+    return [("mypy", [script("mypy"), *dirs])]
+
+
+def compose_steps() -> list[Step]:
+    """``docker compose config -q`` checks docker-compose.yml (no engine needed) where Docker
+    Compose is installed; elsewhere the step is skipped with a note."""
+    docker = shutil.which("docker")
+    if docker is None:
+        print("herald-dev: no docker CLI; skipping `docker compose config -q`", file=sys.stderr)
+        return []
+    probe = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        print(
+            "herald-dev: docker has no compose plugin; skipping `docker compose config -q`",
+            file=sys.stderr,
+        )
+        return []
+    return [("docker compose config", [docker, "compose", "config", "-q"])]
+
+
+def pytest_step(args: list[str]) -> Step:
+    return ("pytest", [script("pytest"), *args])
+
+
+def run_steps(steps: list[Step], env: dict[str, str] | None = None) -> int:
+    """Runs every step (a lint error should not hide the test results) and returns the first
+    failing step's exit code, or 0."""
+    codes: list[tuple[str, int]] = []
+    for name, argv in steps:
+        shown = " ".join([Path(argv[0]).name, *argv[1:]])
+        print(f"herald-dev: $ {shown}", file=sys.stderr, flush=True)
+        result = subprocess.run(argv, cwd=repo_root(), env=env, stdin=subprocess.DEVNULL)
+        codes.append((name, result.returncode))
+    summary = ", ".join(f"{name}: {f'exit {code}' if code else 'ok'}" for name, code in codes)
+    print(f"herald-dev: {summary}", file=sys.stderr, flush=True)
+    return next((code for _, code in codes if code), 0)
