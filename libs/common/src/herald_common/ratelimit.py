@@ -45,13 +45,15 @@ for i = 1, #KEYS do
   local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
   local tokens = tonumber(state[1]) or capacity
   local ts = tonumber(state[2]) or now
-  -- A ts in the future is a drain: nothing refills before it.
-  if ts < now then
+  -- A ts in the future is a drain: the bucket gives nothing before it.
+  if ts > now then
+    wait = math.max(wait, ts - now + math.max(0, cost - tokens) / rate)
+  else
     tokens = math.min(capacity, tokens + (now - ts) * rate)
     ts = now
-  end
-  if tokens < cost then
-    wait = math.max(wait, ts - now + (cost - tokens) / rate)
+    if tokens < cost then
+      wait = math.max(wait, (cost - tokens) / rate)
+    end
   end
   held[i], stamps[i] = tokens, ts
 end
@@ -73,8 +75,9 @@ return 0
 """
 
 # ARGV: capacity, per (µs), cost, block for (µs from Redis's now), block until (epoch µs).
-# Empties the bucket and stops refill until the later of the two, never shortening a longer
-# drain another worker already recorded. Returns the wait in µs until ``cost`` tokens.
+# Blocks the bucket until the later of the two, never shortening a longer drain another worker
+# already recorded; at the reset it is full again, as the platform's window is. Returns the
+# wait in µs until it gives tokens again.
 _DRAIN_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -84,9 +87,11 @@ local ts = tonumber(redis.call('HGET', KEYS[1], 'ts'))
 if ts and ts > blocked then
   blocked = ts
 end
-redis.call('HSET', KEYS[1], 'tokens', '0', 'ts', string.format('%.0f', blocked))
-redis.call('PEXPIRE', KEYS[1], math.ceil((blocked - now + per) / 1000))
-return math.ceil(blocked - now + cost * per / capacity)
+-- The platform's window starts afresh at its reset, so the bucket is full again then.
+redis.call('HSET', KEYS[1], 'tokens', string.format('%d', capacity),
+           'ts', string.format('%.0f', blocked))
+redis.call('PEXPIRE', KEYS[1], math.ceil((blocked - now) / 1000) + 1)
+return math.ceil(blocked - now)
 """
 
 # register_script sends only the SHA (EVALSHA), loading the source when a server lacks it.

@@ -104,9 +104,11 @@ async def _attempt(deps: PublisherDeps, target: ClaimedTarget, started: datetime
             raise Rejected("; ".join(p.message for p in problems))
         return _published(await platform.publish(request))
     except RateLimited as exc:
-        # Hold every bucket until the platform's reset, so no other worker hammers it.
+        # Hold this account's buckets until the platform's reset, so no other worker hammers
+        # it; the app-wide ones stay open, since one account's 429 says nothing of the others.
         for bucket in buckets:
-            await drain_for(deps.redis, bucket, exc.retry_after)
+            if ":acct:" in bucket.key:
+                await drain_for(deps.redis, bucket, exc.retry_after)
         return _rate_limited(exc.retry_after, exc.message, exc.http_status)
     except OutcomeUnknown as exc:
         first = await _first_attempt_at(deps, target.id, started)
