@@ -23,7 +23,7 @@ UV = $(shell PATH='$(PATH)' command -v uv 2>/dev/null || echo python3 -m uv)
 UV_RUN = $(UV) run --no-sync
 HERALD_DEV = $(UV_RUN) herald-dev
 
-.PHONY: sync run test fuzz lint fmt typecheck migrate clean
+.PHONY: sync run test fuzz chaos lint fmt typecheck migrate clean
 
 # pip refuses --user installs into a Debian/Ubuntu system Python (PEP 668) unless told that a
 # user-level uv is fine, hence the second try.
@@ -45,6 +45,12 @@ test: sync
 EXAMPLES ?= 200
 fuzz: sync
 	HERALD_FUZZ_EXAMPLES=$(EXAMPLES) $(HERALD_DEV) test --skip-checks -m fuzz $(ARGS)
+
+# The large chaos run: 2,000 targets, publishers killed again and again, Redis restarted
+# empty; prints the counts (published, duplicates, lost, unknown, failed). A small one runs in
+# `make test`.
+chaos: sync
+	HERALD_CHAOS=large $(HERALD_DEV) test --skip-checks tests/chaos -s $(ARGS)
 
 lint: sync
 	$(HERALD_DEV) lint

@@ -25,7 +25,7 @@ async def statuses(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]
         rows = await session.execute(
             select(PostTarget.status, func.count()).group_by(PostTarget.status)
         )
-        return dict(rows.tuples().all())
+        return dict(rows.all())
 
 
 async def publications(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
@@ -35,7 +35,7 @@ async def publications(sessions: async_sessionmaker[AsyncSession]) -> dict[str, 
                 SandboxPublication.idempotency_key
             )
         )
-        return dict(rows.tuples().all())
+        return dict(rows.all())
 
 
 def quick(settings: Settings) -> Settings:
