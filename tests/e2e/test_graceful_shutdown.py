@@ -1,0 +1,77 @@
+"""SIGTERM on a publisher: it stops taking jobs, finishes what it started, and exits; the jobs
+it had not started are published by the next publisher, once."""
+
+from __future__ import annotations
+
+import signal
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from herald_common.db.models import PostTarget, SandboxPublication
+from herald_common.settings import Settings
+from herald_scheduler.enqueue import enqueue_due
+from tests.conftest import Tenant
+from tests.factories import insert_due_targets
+from tests.services import service_env, spawn, stop, wait_for
+
+TARGETS = 6
+
+
+async def statuses(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(PostTarget.status, func.count()).group_by(PostTarget.status)
+        )
+        return {str(status): int(count) for status, count in rows.all()}
+
+
+async def test_sigterm_finishes_in_flight_publishes_and_leaves_the_rest_queued(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
+) -> None:
+    await insert_due_targets(
+        sessions, tenant.workspace_id, count=TARGETS, accounts=1, due_at=datetime.now(UTC)
+    )
+    await enqueue_due(sessions, redis, settings)
+    env = service_env(
+        settings,
+        HERALD_PUBLISHER_PLATFORMS="sandbox",
+        HERALD_PUBLISHER_MAX_JOBS="2",
+        HERALD_SANDBOX_LATENCY_MS="1500",
+        HERALD_PUBLISHER_GRACE_SECONDS="10",
+    )
+    publisher = spawn("herald-publisher", env)
+    try:
+
+        async def two_in_flight() -> bool:
+            return (await statuses(sessions)).get("publishing", 0) == 2
+
+        await wait_for(two_in_flight, timeout=20, interval=0.02)
+        publisher.send_signal(signal.SIGTERM)
+        assert publisher.wait(timeout=15) == 0
+    finally:
+        stop([publisher])
+    after_stop = await statuses(sessions)
+    # The two it had started went out; it took nothing new once told to stop.
+    assert after_stop.get("published") == 2
+    assert after_stop.get("publishing", 0) == 0
+    assert after_stop.get("enqueued") == TARGETS - 2
+
+    successor = spawn("herald-publisher", env | {"HERALD_SANDBOX_LATENCY_MS": "0"})
+    try:
+
+        async def all_published() -> bool:
+            return await statuses(sessions) == {"published": TARGETS}
+
+        await wait_for(all_published, timeout=30)
+    finally:
+        stop([successor])
+    async with sessions() as session:
+        counts = await session.execute(
+            select(func.count())
+            .select_from(SandboxPublication)
+            .group_by(SandboxPublication.idempotency_key)
+        )
+        assert [n for (n,) in counts.all()] == [1] * TARGETS
