@@ -75,3 +75,28 @@ async def test_sigterm_finishes_in_flight_publishes_and_leaves_the_rest_queued(
             .group_by(SandboxPublication.idempotency_key)
         )
         assert [n for (n,) in counts.all()] == [1] * TARGETS
+
+
+async def test_sigterm_lets_the_scheduler_finish_its_batch_and_exit(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
+) -> None:
+    await insert_due_targets(
+        sessions, tenant.workspace_id, count=3000, accounts=10, due_at=datetime.now(UTC)
+    )
+    env = service_env(settings, HERALD_SCHEDULER_BATCH_SIZE="100")
+    scheduler = spawn("herald-scheduler", env)
+    try:
+
+        async def started() -> bool:
+            return (await statuses(sessions)).get("enqueued", 0) > 0
+
+        await wait_for(started, timeout=20, interval=0.01)
+        scheduler.send_signal(signal.SIGTERM)
+        assert scheduler.wait(timeout=15) == 0
+    finally:
+        stop([scheduler])
+    after = await statuses(sessions)
+    # Whole batches only: every enqueued target has its job, the rest are still pending.
+    assert after.get("enqueued", 0) % 100 == 0
+    assert sum(after.values()) == 3000
+    assert await redis.zcard("herald:publish:sandbox") == after.get("enqueued", 0)
