@@ -9,6 +9,7 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from herald_common.crypto import TokenCipher
+from herald_common.platforms.registry import PLATFORM_NAMES
 from herald_common.settings import Settings
 
 
@@ -52,3 +53,7 @@ def test_tokens_encrypted_under_an_old_key_still_decrypt_after_rotation() -> Non
     rotated = TokenCipher([new, old])
     assert rotated.decrypt(token) == "secret-token"
     assert TokenCipher([new]).decrypt(rotated.rotate(token)) == "secret-token"
+
+
+def test_a_publisher_drains_every_platform_unless_told_otherwise() -> None:
+    assert sorted(Settings().publisher_platforms) == sorted(PLATFORM_NAMES)

@@ -39,7 +39,15 @@ class Settings(BaseSettings):
 
     # Publisher
     publisher_platforms: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["sandbox", "mastodon"],
+        default_factory=lambda: [
+            "sandbox",
+            "mastodon",
+            "x",
+            "linkedin",
+            "bluesky",
+            "telegram",
+            "discord",
+        ],
         description="Comma-separated platform queues this publisher process drains.",
     )
     publisher_poll_delay_seconds: float = 0.05
@@ -92,6 +100,32 @@ class Settings(BaseSettings):
     # Webhook URLs are stored as secrets; only their /api/webhooks/{id}/{token} path is used,
     # joined to this base, so a stored URL can never send Herald's traffic elsewhere.
     discord_api_base: str = "https://discord.com"
+
+    # Account connection
+    # OAuth 2.0 clients (authorization code with PKCE) for the platforms that connect through
+    # OAuth. The redirect URI registered with each platform is
+    # `{public_url}/v1/accounts/callback/{platform}`. A platform without a client id cannot be
+    # connected (409 `platform-not-configured`).
+    x_client_id: str | None = None
+    x_client_secret: SecretStr | None = None
+    x_authorize_url: str = "https://x.com/i/oauth2/authorize"
+    x_token_url: str = "https://api.x.com/2/oauth2/token"
+    x_revoke_url: str = "https://api.x.com/2/oauth2/revoke"
+    x_scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["tweet.read", "tweet.write", "users.read", "offline.access"]
+    )
+    linkedin_client_id: str | None = None
+    linkedin_client_secret: SecretStr | None = None
+    linkedin_authorize_url: str = "https://www.linkedin.com/oauth/v2/authorization"
+    linkedin_token_url: str = "https://www.linkedin.com/oauth/v2/accessToken"
+    linkedin_scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["openid", "profile", "w_member_social"]
+    )
+    # How long a started connection (its state and PKCE verifier, kept in Redis) may wait for
+    # the platform's callback; each state is used once.
+    oauth_state_ttl_seconds: int = Field(default=600, ge=30)
+    # Access tokens are refreshed when they expire within this margin (before publishing).
+    token_refresh_margin_seconds: float = Field(default=300.0, ge=0)
 
     # Fernet keys, newest first; older keys still decrypt so keys can be rotated.
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(
@@ -159,6 +193,13 @@ class Settings(BaseSettings):
                 "random one (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         return self
+
+    @field_validator("x_scopes", "linkedin_scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s for s in value.replace(",", " ").split() if s]
+        return value
 
     @field_validator("publisher_platforms", mode="before")
     @classmethod
