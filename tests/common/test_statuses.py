@@ -7,8 +7,10 @@ import pytest
 from herald_common.statuses import (
     CLAIMABLE,
     TRANSITIONS,
+    IllegalTransition,
     PostStatus,
     TargetStatus,
+    check_transition,
     derive_post_status,
     sources_of,
 )
@@ -42,3 +44,12 @@ def test_published_is_final_and_only_claims_lead_to_publishing() -> None:
     assert TRANSITIONS[T.PUBLISHED] == frozenset()
     assert sources_of(T.PUBLISHING) == CLAIMABLE
     assert sources_of(T.PUBLISHED) == {T.PUBLISHING, T.UNKNOWN}
+
+
+def test_illegal_moves_are_refused_in_one_place() -> None:
+    check_transition("enqueued", T.PENDING)
+    check_transition("cancelled", T.CANCELLED)
+    with pytest.raises(IllegalTransition):
+        check_transition("published", T.PENDING)
+    with pytest.raises(IllegalTransition):
+        check_transition("publishing", T.CANCELLED)

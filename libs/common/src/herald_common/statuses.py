@@ -67,6 +67,16 @@ TRANSITIONS: dict[TargetStatus, frozenset[TargetStatus]] = {
 }
 
 
+class IllegalTransition(ValueError):
+    """A change of target status that TRANSITIONS does not allow: a bug, never user error."""
+
+
+def check_transition(current: str, new: TargetStatus) -> None:
+    """Raise unless a target may move from ``current`` to ``new`` (staying put is allowed)."""
+    if TargetStatus(current) is not new and new not in TRANSITIONS[TargetStatus(current)]:
+        raise IllegalTransition(f"a target cannot go from {current} to {new.value}")
+
+
 def sources_of(target: TargetStatus) -> frozenset[TargetStatus]:
     """Every status from which ``target`` may be reached."""
     return frozenset(s for s, nexts in TRANSITIONS.items() if target in nexts)

@@ -32,6 +32,7 @@ from herald_common.statuses import (
     AccountStatus,
     PostStatus,
     TargetStatus,
+    check_transition,
     derive_post_status,
 )
 
@@ -210,7 +211,7 @@ async def cancel_post(ctx: PostContext, post_id: uuid.UUID) -> PostWithTargets:
     post.revision += 1
     for target in targets:
         if target.status in EDITABLE:
-            target.status = TargetStatus.CANCELLED
+            move(target, TargetStatus.CANCELLED)
             target.revision = post.revision
     post.status = derive_post_status(TargetStatus(t.status) for t in targets)
     await ctx.session.commit()
@@ -259,7 +260,7 @@ async def _reschedule(
     post.revision += 1
     for target in targets:
         if target.status in EDITABLE:
-            target.status = TargetStatus.PENDING
+            move(target, TargetStatus.PENDING)
             target.revision = post.revision
             target.scheduled_at = None if draft else post.scheduled_at
             target.next_attempt_at = None
@@ -288,14 +289,20 @@ async def _replace_targets(
             ctx.session.add(target)
             current.append(target)
         elif target.status == TargetStatus.CANCELLED:
-            target.status = TargetStatus.PENDING
+            move(target, TargetStatus.PENDING)
         target.content_override = target_in.content
     keep = {t.account_id for t in wanted}
     for target in current:
         if target.account_id not in keep:
-            target.status = TargetStatus.CANCELLED
+            move(target, TargetStatus.CANCELLED)
     await ctx.session.flush()
     return current
+
+
+def move(target: PostTarget, status: TargetStatus) -> None:
+    """Change a target's status, only along a transition herald_common.statuses allows."""
+    check_transition(target.status, status)
+    target.status = status
 
 
 def _target_in(target: PostTarget) -> TargetIn:
@@ -400,7 +407,7 @@ async def retry_target(
     accounts = await _resolve_accounts(ctx, [_target_in(target)])
     _check_publishable(ctx, post.content, [_target_in(target)], accounts)
     post.revision += 1
-    target.status = TargetStatus.PENDING
+    move(target, TargetStatus.PENDING)
     target.revision = post.revision
     target.scheduled_at = clock.now()
     # A fresh retry schedule; the earlier attempts stay in publish_attempts.
