@@ -1,0 +1,168 @@
+"""API throughput: POST /v1/posts and GET /v1/posts under wrk (64 connections) against
+herald-api as its own process, beside the same routes on a bare FastAPI app (bench.bare_api,
+no database) served the same way, as the framework's ceiling on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bench.common import (
+    RedisServer,
+    bench_settings,
+    db_sessions,
+    free_port,
+    fresh_database,
+    note,
+    print_table,
+    seed_targets,
+    service_env,
+    spawn,
+    spawn_module,
+    stop,
+    wait_http,
+)
+
+POST_LUA = """
+wrk.method = "POST"
+wrk.body = [[%s]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+"""
+GET_LUA = """
+wrk.headers["Authorization"] = "Bearer %s"
+"""
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (2 cores here)")
+    parser.add_argument("--duration", type=int, default=15, help="seconds per run")
+
+
+def _ms(value: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", value)
+    if match is None:
+        return float("nan")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def wrk(url: str, script: str, args: argparse.Namespace) -> dict[str, Any]:
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise SystemExit("bench api needs wrk (Debian: apt-get install -y wrk)")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script)
+    try:
+        out = subprocess.run(
+            [binary, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
+             "--latency", "-s", lua.name, url],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(lua.name)
+    result: dict[str, Any] = {"raw": out}
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    result["req_per_s"] = float(rate.group(1)) if rate else float("nan")
+    for q in ("50", "90", "99"):
+        found = re.search(rf"^\s+{q}%\s+(\S+)", out, re.MULTILINE)
+        result[f"p{q}_ms"] = _ms(found.group(1)) if found else float("nan")
+    total = re.search(r"(\d+) requests in", out)
+    result["requests"] = int(total.group(1)) if total else 0
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = int(bad.group(1)) if bad else 0
+    errors = re.search(r"Socket errors: (.*)", out)
+    result["socket_errors"] = errors.group(1) if errors else ""
+    return result
+
+
+def _bodies(account_id: str) -> str:
+    due = (datetime.now(UTC) + timedelta(days=30)).isoformat().replace("+00:00", "Z")
+    return json.dumps(
+        {"content": "bench post", "scheduled_at": due, "targets": [{"account_id": account_id}]}
+    )
+
+
+async def _seed(database_url: str, redis_url: str) -> tuple[str, str]:
+    settings = bench_settings(database_url, redis_url)
+    async with db_sessions(settings) as sessions:
+        # One sandbox account and a post, so GET has something to list from the start.
+        seeded = await seed_targets(
+            sessions, settings, None, 1, [datetime.now(UTC) + timedelta(days=30)]
+        )
+        from sqlalchemy import select
+
+        from herald_common.db.models import SocialAccount
+
+        async with sessions() as session:
+            account_id = await session.scalar(
+                select(SocialAccount.id).where(SocialAccount.workspace_id == seeded.workspace_id)
+            )
+    return seeded.api_key, str(account_id)
+
+
+def _measure(base: str, key: str, account_id: str, args: argparse.Namespace) -> dict[str, Any]:
+    results = {}
+    note(f"wrk POST {base}/v1/posts")
+    results["post"] = wrk(base + "/v1/posts", POST_LUA % (_bodies(account_id), key), args)
+    note(f"wrk GET {base}/v1/posts")
+    results["get"] = wrk(base + "/v1/posts", GET_LUA % key, args)
+    return results
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with fresh_database() as database_url, RedisServer() as redis:
+        key, account_id = asyncio.run(_seed(database_url, redis.url))
+        settings = bench_settings(database_url, redis.url)
+        port = free_port()
+        api = spawn("herald-api", service_env(settings, HERALD_API_PORT=str(port)))
+        base = f"http://127.0.0.1:{port}"
+        try:
+            asyncio.run(wait_http(base + "/healthz"))
+            herald = _measure(base, key, account_id, args)
+        finally:
+            stop([api])
+    bare_port = free_port()
+    bare = spawn_module(
+        ["uvicorn", "bench.bare_api:app", "--host", "127.0.0.1", "--port", str(bare_port),
+         "--no-access-log", "--log-level", "warning"]
+    )  # fmt: skip
+    bare_base = f"http://127.0.0.1:{bare_port}"
+    try:
+        asyncio.run(wait_http(bare_base + "/healthz"))
+        baseline = _measure(bare_base, key, account_id, args)
+    finally:
+        stop([bare])
+    rows: list[tuple[str, object]] = []
+    for op in ("post", "get"):
+        for name, res in (("herald-api", herald[op]), ("bare FastAPI", baseline[op])):
+            rows.append((f"{op.upper()} {name} req/s", res["req_per_s"]))
+            rows.append((f"{op.upper()} {name} p50/p99 ms", f"{res['p50_ms']} / {res['p99_ms']}"))
+            rows.append((f"{op.upper()} {name} non-2xx", res["non_2xx"]))
+        rows.append(
+            (f"{op.upper()} herald / bare", herald[op]["req_per_s"] / baseline[op]["req_per_s"])
+        )
+    print_table(
+        f"api: wrk -t{args.threads} -c{args.connections} -d{args.duration}s, one uvicorn process",
+        rows,
+    )
+    return {
+        "connections": args.connections,
+        "threads": args.threads,
+        "duration_s": args.duration,
+        "herald": herald,
+        "bare": baseline,
+        "post_req_per_s": herald["post"]["req_per_s"],
+        "get_req_per_s": herald["get"]["req_per_s"],
+        "post_over_bare": herald["post"]["req_per_s"] / baseline["post"]["req_per_s"],
+        "get_over_bare": herald["get"]["req_per_s"] / baseline["get"]["req_per_s"],
+    }
