@@ -23,7 +23,8 @@ UV = $(shell PATH='$(PATH)' command -v uv 2>/dev/null || echo python3 -m uv)
 UV_RUN = $(UV) run --no-sync
 HERALD_DEV = $(UV_RUN) herald-dev
 
-.PHONY: sync run test fuzz chaos lint fmt typecheck migrate clean
+.PHONY: sync run test fuzz chaos lint fmt typecheck migrate clean \
+	bench bench-spike bench-steady bench-enqueue bench-api
 
 # pip refuses --user installs into a Debian/Ubuntu system Python (PEP 668) unless told that a
 # user-level uv is fine, hence the second try.
@@ -51,6 +52,26 @@ fuzz: sync
 # `make test`.
 chaos: sync
 	HERALD_CHAOS=large $(HERALD_DEV) test --skip-checks tests/chaos -s $(ARGS)
+
+# Benchmarks (bench/README.md): each starts its own stack (a fresh database on the dev
+# Postgres, a private Redis, the services as processes, a fake platform), prints a table and
+# writes bench/results/. Not part of `make test`. ARGS go to the benchmark, e.g.
+# `make bench-spike ARGS="--targets 2000"`.
+BENCH = $(UV_RUN) python -m bench
+bench: bench-enqueue bench-api bench-steady bench-spike
+
+bench-spike: sync
+	$(BENCH) spike $(ARGS)
+
+bench-steady: sync
+	$(BENCH) steady $(ARGS)
+
+bench-enqueue: sync
+	$(BENCH) enqueue $(ARGS)
+
+bench-api: sync
+	@command -v wrk >/dev/null || echo "make: bench-api needs wrk (apt-get install -y wrk)" >&2
+	$(BENCH) api $(ARGS)
 
 lint: sync
 	$(HERALD_DEV) lint

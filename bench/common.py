@@ -379,7 +379,13 @@ def print_table(title: str, rows: Sequence[tuple[str, object]]) -> None:
 def write_result(name: str, result: dict[str, Any]) -> Path:
     """bench/results/<name>.json (ignored by git) and the benchmark's entry in summary.json."""
     RESULTS.mkdir(exist_ok=True)
-    result = {"benchmark": name, "machine": MACHINE, "at": datetime.now(UTC).isoformat(), **result}
+    result = {
+        "benchmark": name,
+        "machine": MACHINE,
+        "load_average_at_end": os.getloadavg(),
+        "at": datetime.now(UTC).isoformat(),
+        **result,
+    }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     summary_path = RESULTS / "summary.json"

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -70,6 +74,8 @@ async def run_herald(
     accounts: int,
     settle_s: float,
     env_extra: dict[str, str],
+    publishers: int = 1,
+    profile_s: float = 0.0,
 ) -> HeraldRun:
     settings = bench_settings(database_url, redis_url)
     env = service_env(
@@ -80,7 +86,9 @@ async def run_herald(
     )
     async with db_sessions(settings) as sessions:
         scheduler = spawn("herald-scheduler", env)
-        publisher = spawn("herald-publisher", env)
+        fleet = [spawn("herald-publisher", env) for _ in range(publishers)]
+        publisher = fleet[0]
+        profiler: subprocess.Popen[bytes] | None = None
         try:
             started = time.monotonic()
             seeded = await seed_targets(sessions, settings, base, accounts, due_times)
@@ -89,18 +97,23 @@ async def run_herald(
             deadline = max(due_times).timestamp() + settle_s
             timed_out = True
             counts: dict[str, int] = {}
+            if profile_s:
+                await asyncio.sleep(max(0.0, first_due.timestamp() - time.time()))
+                profiler = start_profiler(publisher.pid, profile_s)
             while time.time() < deadline:
                 await asyncio.sleep(0.5)
                 counts = await status_counts(sessions, seeded.workspace_id)
                 if sum(v for k, v in counts.items() if k in TERMINAL) == len(due_times):
                     timed_out = False
                     break
-                if publisher.poll() is not None or scheduler.poll() is not None:
+                if any(p.poll() is not None for p in [*fleet, scheduler]):
                     raise RuntimeError("a Herald service died during the benchmark")
             publisher_mem = memory_mib(publisher.pid)
             scheduler_mem = memory_mib(scheduler.pid)
         finally:
-            stop([publisher, scheduler])
+            if profiler is not None:
+                profiler.wait()
+            stop([*fleet, scheduler])
     got = await arrivals(base)
     ok: Counter[str] = Counter(a.key for a in got if a.status == 200)
     first: dict[str, float] = {}
@@ -126,8 +139,54 @@ async def run_herald(
         publisher_rss_mib=publisher_mem.get("VmHWM", float("nan")),
         scheduler_rss_mib=scheduler_mem.get("VmHWM", float("nan")),
         timed_out=timed_out,
-        extra={"non_200_arrivals": sum(1 for a in got if a.status != 200)},
+        extra={
+            "non_200_arrivals": sum(1 for a in got if a.status != 200),
+            "publishers": publishers,
+            **({"profile": summarize_profile(profile_s)} if profile_s else {}),
+        },
     )
+
+
+# --- Profile -------------------------------------------------------------------------------
+
+PROFILE = RESULTS / "spike-publisher.pyspy.txt"
+PROFILE_RATE = 100
+
+
+def start_profiler(pid: int, seconds: float) -> subprocess.Popen[bytes] | None:
+    """py-spy (a dev dependency) on the first publisher for ``seconds``, from the due time."""
+    binary = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not os.path.exists(binary):
+        note("py-spy not installed; no profile")
+        return None
+    RESULTS.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [binary, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", str(PROFILE_RATE),
+         "-f", "raw", "-o", str(PROFILE), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def summarize_profile(seconds: float, top: int = 25) -> dict[str, Any]:
+    """Busy fraction of the publisher's thread and the frames it spent most time in."""
+    if not PROFILE.exists():
+        return {}
+    inclusive: Counter[str] = Counter()
+    leaf: Counter[str] = Counter()
+    samples = 0
+    for line in PROFILE.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        samples += int(count)
+        leaf[frames[-1]] += int(count)
+        for frame in set(frames):
+            inclusive[frame] += int(count)
+    return {
+        "seconds": seconds,
+        "busy_fraction": samples / (seconds * PROFILE_RATE),
+        "top_inclusive": [[f, n / samples] for f, n in inclusive.most_common(top)],
+        "top_self": [[f, n / samples] for f, n in leaf.most_common(top)],
+    }
 
 
 # --- Plain loops ----------------------------------------------------------------------------
@@ -246,12 +305,16 @@ def _herald_json(run: HeraldRun) -> dict[str, Any]:
 def spike(args: argparse.Namespace) -> dict[str, Any]:
     n: int = args.targets
     accounts: int = args.accounts or max(1, n // 10)
-    concurrency = 50  # HERALD_PUBLISHER_MAX_JOBS default: one publisher process
+    concurrency: int = args.max_jobs * args.publishers  # jobs in flight across publishers
 
     async def go(database_url: str, redis_url: str, base: str) -> dict[str, Any]:
         due = utc_in(args.lead)
         note(f"spike: {n:,} targets over {accounts:,} accounts, all due at {due:%H:%M:%S}")
-        run = await run_herald(database_url, redis_url, base, [due] * n, accounts, args.timeout, {})
+        run = await run_herald(
+            database_url, redis_url, base, [due] * n, accounts, args.timeout,
+            {"HERALD_PUBLISHER_MAX_JOBS": str(args.max_jobs)},
+            publishers=args.publishers, profile_s=args.profile,
+        )  # fmt: skip
         note("spike: plain loops")
         loops = await plain_loops(base, n, accounts, concurrency)
         herald_rate = n / run.drain_s if run.drain_s > 0 else 0.0
@@ -346,6 +409,9 @@ def add_arguments(
     spike_parser.add_argument("--lead", type=float, default=15.0, help="seconds until due")
     spike_parser.add_argument("--timeout", type=float, default=300.0, help="after due")
     spike_parser.add_argument("--latency-ms", type=float, default=20.0)
+    spike_parser.add_argument("--publishers", type=int, default=1, help="publisher processes")
+    spike_parser.add_argument("--max-jobs", type=int, default=50, help="per publisher")
+    spike_parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds")
     steady_parser.add_argument("--duration", type=float, default=120.0)
     steady_parser.add_argument("--interval", type=float, default=0.1)
     steady_parser.add_argument("--accounts", type=int, default=100)
