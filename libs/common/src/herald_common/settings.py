@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     x_client_id: str | None = None
     x_client_secret: SecretStr | None = None
     x_authorize_url: str = "https://x.com/i/oauth2/authorize"
-    x_token_url: str = "https://api.x.com/2/oauth2/token"
+    x_token_url: str = "https://api.x.com/2/oauth2/token"  # noqa: S105 (a URL)
     x_revoke_url: str = "https://api.x.com/2/oauth2/revoke"
     x_scopes: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["tweet.read", "tweet.write", "users.read", "offline.access"]
@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     linkedin_client_id: str | None = None
     linkedin_client_secret: SecretStr | None = None
     linkedin_authorize_url: str = "https://www.linkedin.com/oauth/v2/authorization"
-    linkedin_token_url: str = "https://www.linkedin.com/oauth/v2/accessToken"
+    linkedin_token_url: str = "https://www.linkedin.com/oauth/v2/accessToken"  # noqa: S105
     linkedin_scopes: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["openid", "profile", "w_member_social"]
     )

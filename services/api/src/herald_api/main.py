@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, mailer: MailSender | None = Non
     install_edge(app, settings)
     app.include_router(auth.router, responses=COMMON_RESPONSES)
     app.include_router(workspaces.user_router, responses=COMMON_RESPONSES)
+    app.include_router(accounts.callback_router)
     for router in (
         posts.router,
         accounts.router,

@@ -5,17 +5,44 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from sqlalchemy.exc import IntegrityError
 
-from herald_api.accounts.schemas import AccountCreate, AccountList, AccountOut
+from herald_api.accounts import oauth
+from herald_api.accounts.schemas import (
+    AccountCreate,
+    AccountList,
+    AccountOut,
+    AuthorizationStarted,
+    ConnectablePlatform,
+    OAuthPlatform,
+)
 from herald_api.auth.permissions import Permission, Principal
-from herald_api.deps import SessionDep, WorkspaceDep, require
-from herald_api.problems import CONFLICT, NOT_FOUND, ProblemError
+from herald_api.deps import ResourcesDep, SessionDep, WorkspaceDep, require
+from herald_api.problems import CONFLICT, NOT_FOUND, ProblemError, Responses, problem_doc
+from herald_common import clock
 from herald_common.db.models import SocialAccount
 from herald_common.db.repositories import accounts
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+# The platform's redirect back to Herald: no credentials, the single-use state names the
+# workspace that started the connection.
+callback_router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+
+OAUTH_PLATFORMS = {ConnectablePlatform.X, ConnectablePlatform.LINKEDIN}
+CONNECT_RESPONSES: Responses = {
+    409: problem_doc("Connecting this platform is not configured on this Herald."),
+    502: problem_doc("The platform could not be reached; try again."),
+}
+CALLBACK_RESPONSES: Responses = {
+    400: problem_doc(
+        "Unknown, expired or used state; the person declined; or the platform refused the "
+        "code (e.g. a wrong PKCE verifier)."
+    ),
+    409: problem_doc("Connecting this platform is not configured on this Herald."),
+    422: problem_doc("The request is well-formed but has invalid fields."),
+    502: problem_doc("The platform could not be reached; try again."),
+}
 
 
 def to_out(account: SocialAccount) -> AccountOut:
@@ -62,3 +89,41 @@ async def get_account(
     if account is None:
         raise ProblemError(404, "account-not-found", "No account with this id in this workspace.")
     return to_out(account)
+
+
+@router.post(
+    "/connect/{platform}",
+    response_model=AuthorizationStarted,
+    responses=CONNECT_RESPONSES,
+)
+async def connect_account(
+    resources: ResourcesDep,
+    principal: Annotated[Principal, require(Permission.ACCOUNTS_MANAGE)],
+    platform: ConnectablePlatform,
+) -> AuthorizationStarted:
+    """Start connecting an account. For OAuth platforms (X, LinkedIn) the answer is the URL to
+    send the person to; the platform brings them back to the callback, which adds the account
+    (or reconnects it: an account needing re-authorization becomes active again and its held
+    posts are rescheduled)."""
+    if platform not in OAUTH_PLATFORMS:
+        raise ProblemError(
+            422, "credentials-required", f"{platform} accounts connect with credentials."
+        )
+    return await oauth.start(resources, principal, platform.value, clock.now())
+
+
+@callback_router.get(
+    "/callback/{platform}", response_model=AccountOut, responses=CALLBACK_RESPONSES
+)
+async def oauth_callback(
+    resources: ResourcesDep,
+    session: SessionDep,
+    platform: OAuthPlatform,
+    state: Annotated[str | None, Query(max_length=512)] = None,
+    code: Annotated[str | None, Query(max_length=2048)] = None,
+    error: Annotated[str | None, Query(max_length=256)] = None,
+) -> AccountOut:
+    """Where the platform redirects after the person authorized Herald (OAuth 2.0 redirect
+    URI). Public: the single-use ``state`` identifies the connection that was started."""
+    saved = await oauth.finish(resources, session, platform.value, code, state, error, clock.now())
+    return to_out(saved.account)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,3 +33,31 @@ class AccountOut(BaseModel):
 
 class AccountList(BaseModel):
     items: list[AccountOut]
+
+
+class ConnectablePlatform(StrEnum):
+    """Platforms connected through ``POST /v1/accounts/connect/{platform}``. X and LinkedIn
+    use OAuth (the answer is an authorization URL); the others take credentials in the body."""
+
+    X = "x"
+    LINKEDIN = "linkedin"
+    BLUESKY = "bluesky"
+    MASTODON = "mastodon"
+    TELEGRAM = "telegram"
+    DISCORD = "discord"
+
+
+class OAuthPlatform(StrEnum):
+    """Platforms that connect through OAuth 2.0 (and so have a callback)."""
+
+    X = "x"
+    LINKEDIN = "linkedin"
+
+
+class AuthorizationStarted(BaseModel):
+    """Send the person to ``authorization_url``; the platform brings them back to
+    ``GET /v1/accounts/callback/{platform}``, which connects the account."""
+
+    authorization_url: str
+    state: str = Field(description="Echoed by the platform to the callback; single use.")
+    expires_at: UtcDatetime = Field(description="The callback must come before this time.")
