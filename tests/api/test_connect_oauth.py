@@ -215,3 +215,25 @@ async def test_reconnecting_an_account_needing_reauth_makes_it_active(
         assert second.status_code == 200, second.text
         assert second.json()["id"] == first["id"]
         assert second.json()["status"] == "active"
+
+
+async def test_disconnecting_an_x_account_revokes_its_tokens(
+    settings: Settings,
+    tenant: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    oauth_server: FakeOAuthServer,
+) -> None:
+    headers = await admin_headers(sessions, settings, tenant, Role.ADMIN)
+    async with herald(settings, oauth_server, "x") as http:
+        started = await http.post("/v1/accounts/connect/x", headers=headers)
+        back = await oauth_server.authorize(started.json()["authorization_url"])
+        account = (await http.get("/v1/accounts/callback/x", params=back)).json()
+        [token] = oauth_server._state.tokens
+        gone = await http.delete(f"/v1/accounts/{account['id']}", headers=headers)
+        assert gone.status_code == 200, gone.text
+        assert gone.json()["status"] == "disconnected"
+    assert token.refresh_token and oauth_server.refresh_token_revoked(token.refresh_token)
+    async with sessions() as session:
+        stored = await session.get(SocialAccount, uuid.UUID(account["id"]))
+        assert stored is not None
+        assert stored.access_token_enc is None and stored.refresh_token_enc is None

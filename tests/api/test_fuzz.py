@@ -23,7 +23,7 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import positive_data_acceptance
+from schemathesis.checks import not_a_server_error, positive_data_acceptance
 
 from herald_api.mail import Outbox
 from herald_api.main import create_app
@@ -130,9 +130,16 @@ def test_api_answers_as_documented(case: Any, fuzz_api: str, fuzz_owner: dict[st
         # invalid body as "accepted", so the size is what is checked here.
         assert len(response.request.body or b"") > Settings().max_request_body_bytes
         return
+    excluded = [positive_data_acceptance]
+    if response.status_code == 502 and response.json().get("type", "").endswith(
+        "/platform-unavailable"
+    ):
+        # Connecting an account asks the platform, which this offline run cannot reach (or a
+        # generated PDS/instance URL names nothing): a documented 502, not a Herald fault.
+        excluded.append(not_a_server_error)
     case.validate_response(
         response,
         headers=auth,
         transport_kwargs={"base_url": fuzz_api, "headers": auth},
-        excluded_checks=[positive_data_acceptance],
+        excluded_checks=excluded,
     )

@@ -65,6 +65,7 @@ def _body(operation_id: str, world: World) -> Any:
         },
         "update_post": {"content": "taken over"},
         "create_account": {"platform": "sandbox", "handle": "intruder"},
+        "connect_account": None,  # X: OAuth takes no body
         "update_workspace": {"name": "taken over"},
         "update_member": {"role": "viewer"},
         "create_invitation": {"email": "intruder@example.com", "role": "owner"},

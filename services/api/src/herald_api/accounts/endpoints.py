@@ -5,24 +5,29 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Body, Query, Response, status
 from sqlalchemy.exc import IntegrityError
 
-from herald_api.accounts import oauth
+from herald_api.accounts import credentials as checks
+from herald_api.accounts import disconnect, oauth
 from herald_api.accounts.schemas import (
     AccountCreate,
     AccountList,
     AccountOut,
     AuthorizationStarted,
     ConnectablePlatform,
+    ConnectCredentials,
     OAuthPlatform,
 )
 from herald_api.auth.permissions import Permission, Principal
 from herald_api.deps import ResourcesDep, SessionDep, WorkspaceDep, require
 from herald_api.problems import CONFLICT, NOT_FOUND, ProblemError, Responses, problem_doc
 from herald_common import clock
+from herald_common.accounts.store import save_connection
+from herald_common.crypto import TokenCipher
 from herald_common.db.models import SocialAccount
 from herald_common.db.repositories import accounts
+from herald_common.statuses import AccountStatus
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 # The platform's redirect back to Herald: no credentials, the single-use state names the
@@ -93,23 +98,44 @@ async def get_account(
 
 @router.post(
     "/connect/{platform}",
-    response_model=AuthorizationStarted,
-    responses=CONNECT_RESPONSES,
+    response_model=AuthorizationStarted | AccountOut,
+    responses={
+        201: {"model": AccountOut, "description": "Connected with the credentials sent."},
+        **CONNECT_RESPONSES,
+    },
 )
 async def connect_account(
     resources: ResourcesDep,
+    session: SessionDep,
     principal: Annotated[Principal, require(Permission.ACCOUNTS_MANAGE)],
     platform: ConnectablePlatform,
-) -> AuthorizationStarted:
-    """Start connecting an account. For OAuth platforms (X, LinkedIn) the answer is the URL to
-    send the person to; the platform brings them back to the callback, which adds the account
-    (or reconnects it: an account needing re-authorization becomes active again and its held
-    posts are rescheduled)."""
-    if platform not in OAUTH_PLATFORMS:
-        raise ProblemError(
-            422, "credentials-required", f"{platform} accounts connect with credentials."
-        )
-    return await oauth.start(resources, principal, platform.value, clock.now())
+    response: Response,
+    credentials: Annotated[ConnectCredentials | None, Body()] = None,
+) -> AuthorizationStarted | AccountOut:
+    """Connect an account. OAuth platforms (X, LinkedIn) take no body and answer 200 with the
+    URL to send the person to; the platform brings them back to the callback, which adds the
+    account. Bluesky, Telegram, Discord and Mastodon take their credentials in the body, which
+    are checked with the platform, stored encrypted, and answer 201 with the account.
+    Connecting an account that is already there updates it; one that needed re-authorization
+    becomes active again and its held posts are rescheduled."""
+    if platform in OAUTH_PLATFORMS:
+        if credentials is not None:
+            raise ProblemError(
+                422, "wrong-credentials", f"{platform} connects through OAuth: send no body."
+            )
+        return await oauth.start(resources, principal, platform.value, clock.now())
+    now = clock.now()
+    connection = await checks.check(resources, platform.value, credentials)
+    saved = await save_connection(
+        session,
+        TokenCipher.from_settings(resources.settings),
+        principal.workspace_id,
+        connection,
+        now,
+    )
+    await session.commit()
+    response.status_code = status.HTTP_201_CREATED
+    return to_out(saved.account)
 
 
 @callback_router.get(
@@ -127,3 +153,24 @@ async def oauth_callback(
     URI). Public: the single-use ``state`` identifies the connection that was started."""
     saved = await oauth.finish(resources, session, platform.value, code, state, error, clock.now())
     return to_out(saved.account)
+
+
+@router.delete("/{account_id}", response_model=AccountOut, responses=NOT_FOUND)
+async def disconnect_account(
+    resources: ResourcesDep,
+    session: SessionDep,
+    principal: Annotated[Principal, require(Permission.ACCOUNTS_MANAGE)],
+    account_id: uuid.UUID,
+) -> AccountOut:
+    """Disconnect an account: its tokens are wiped (and revoked where the platform allows it:
+    X) and it becomes ``disconnected``. Its posts stay; connecting it again brings it back."""
+    account = await accounts.get_account(session, principal.workspace_id, account_id)
+    if account is None:
+        raise ProblemError(404, "account-not-found", "No account with this id in this workspace.")
+    await disconnect.revoke(resources, account)
+    account.access_token_enc = None
+    account.refresh_token_enc = None
+    account.token_expires_at = None
+    account.status = AccountStatus.DISCONNECTED.value
+    await session.commit()
+    return to_out(account)

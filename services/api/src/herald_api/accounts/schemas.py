@@ -6,7 +6,7 @@ import uuid
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from herald_api.posts.schemas import UtcDatetime
 from herald_common.statuses import AccountStatus
@@ -61,3 +61,58 @@ class AuthorizationStarted(BaseModel):
     authorization_url: str
     state: str = Field(description="Echoed by the platform to the callback; single use.")
     expires_at: UtcDatetime = Field(description="The callback must come before this time.")
+
+
+class BlueskyCredentials(BaseModel):
+    """A Bluesky handle and an app password (Settings > App passwords), never the account's
+    main password. Checked with ``com.atproto.server.createSession``."""
+
+    model_config = ConfigDict(extra="forbid", title="BlueskyCredentials")
+
+    handle: str = Field(min_length=3, max_length=253, examples=["herald.bsky.social"])
+    app_password: SecretStr = Field(min_length=1, max_length=200)
+    pds_url: str | None = Field(
+        default=None,
+        max_length=500,
+        pattern=r"^https?://[^\s/?#]+/?$",
+        description="The account's PDS, when not the default (bsky.social).",
+    )
+
+
+class TelegramCredentials(BaseModel):
+    """A bot token from @BotFather and the chat it posts to (the bot must be a member, an
+    administrator for channels). Checked with ``getMe`` and ``getChat``."""
+
+    model_config = ConfigDict(extra="forbid", title="TelegramCredentials")
+
+    bot_token: SecretStr = Field(min_length=1, max_length=200)
+    chat_id: str = Field(
+        min_length=1, max_length=100, pattern=r"^(-?\d+|@\w+)$", examples=["@herald_news"]
+    )
+
+
+class DiscordCredentials(BaseModel):
+    """A channel webhook URL (Channel settings > Integrations > Webhooks). Checked with a GET
+    on the webhook."""
+
+    model_config = ConfigDict(extra="forbid", title="DiscordCredentials")
+
+    webhook_url: SecretStr = Field(min_length=1, max_length=500)
+
+
+class MastodonCredentials(BaseModel):
+    """An instance and an access token with the ``write:statuses`` and ``read:accounts``
+    scopes (Preferences > Development > New application). Checked with
+    ``verify_credentials``."""
+
+    model_config = ConfigDict(extra="forbid", title="MastodonCredentials")
+
+    instance_url: str = Field(
+        max_length=500, pattern=r"^https?://[^\s/?#]+/?$", examples=["https://mastodon.social"]
+    )
+    access_token: SecretStr = Field(min_length=1, max_length=500)
+
+
+ConnectCredentials = (
+    BlueskyCredentials | TelegramCredentials | DiscordCredentials | MastodonCredentials
+)
