@@ -18,9 +18,11 @@ def plot_publishing(
     timelines: Mapping[str, Sequence[float]],
     bin_s: float,
     lateness_unit: str = "s",
+    lateness_over_time: Sequence[tuple[float, float]] = (),
 ) -> Path:
     """Left: the lateness distribution (histogram + CDF). Right: arrivals at the fake
-    platform per ``bin_s`` seconds, per series (seconds since the series started)."""
+    platform per ``bin_s`` seconds, per series (seconds since the series started), with each
+    post's lateness over time (due offset, lateness) on a second axis when given."""
     scale = 1000.0 if lateness_unit == "ms" else 1.0
     values = sorted(v * scale for v in lateness_s)
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
@@ -48,6 +50,17 @@ def plot_publishing(
             counts[min(bins - 1, max(0, int(t / bin_s)))] += 1
         rate = [c / bin_s for c in counts]
         right.plot([i * bin_s for i in range(bins)], rate, label=label, drawstyle="steps-post")
+    if lateness_over_time:
+        dots = right.twinx()
+        dots.scatter(
+            [t for t, _ in lateness_over_time],
+            [v * scale for _, v in lateness_over_time],
+            s=4,
+            color="#228833",
+            label="lateness of each post",
+        )
+        dots.set_ylabel(f"lateness ({lateness_unit})", color="#228833")
+        dots.set_ylim(bottom=0)
     right.set_xlabel("seconds since due (plain loops: since start)")
     right.set_ylabel("arrivals per second")
     right.set_title("arrivals at the fake platform")

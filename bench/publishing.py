@@ -56,6 +56,7 @@ class HeraldRun:
     targets: int
     statuses: dict[str, int]
     lateness: list[float]  # seconds, first successful arrival of each target
+    lateness_by_due: list[tuple[float, float]]  # (due - first due, lateness) per target
     since_due: list[float]  # every arrival, seconds since the first due time
     duplicates: int
     lost: int
@@ -120,18 +121,20 @@ async def run_herald(
     for a in got:
         if a.status == 200 and a.key not in first:
             first[a.key] = a.at
-    lateness, lost = [], 0
+    lateness, by_due, lost = [], [], 0
     for target_id, due in seeded.due.items():
         at = first.get(f"herald-{target_id}")
         if at is None:
             lost += 1
         else:
             lateness.append(at - due.timestamp())
+            by_due.append(((due - first_due).total_seconds(), at - due.timestamp()))
     last = max((a.at for a in got), default=first_due.timestamp())
     return HeraldRun(
         targets=len(due_times),
         statuses=counts,
         lateness=lateness,
+        lateness_by_due=by_due,
         since_due=[a.at - first_due.timestamp() for a in got],
         duplicates=sum(c - 1 for c in ok.values() if c > 1),
         lost=lost,
@@ -362,7 +365,10 @@ def steady(args: argparse.Namespace) -> dict[str, Any]:
         start = utc_in(args.lead)
         due = [start + timedelta(seconds=i * args.interval) for i in range(n)]
         note(f"steady: {n:,} posts, one every {args.interval * 1000:g} ms from {start:%H:%M:%S}")
-        run = await run_herald(database_url, redis_url, base, due, accounts, args.timeout, {})
+        env = {}
+        if args.poll_delay is not None:
+            env["HERALD_PUBLISHER_POLL_DELAY_SECONDS"] = str(args.poll_delay)
+        run = await run_herald(database_url, redis_url, base, due, accounts, args.timeout, env)
         print_table(
             f"steady: one post every {args.interval * 1000:g} ms for {args.duration:g} s "
             f"over {accounts} accounts, fake latency {args.latency_ms} ms",
@@ -376,10 +382,12 @@ def steady(args: argparse.Namespace) -> dict[str, Any]:
             {"Herald (since first due)": run.since_due},
             bin_s=1.0,
             lateness_unit="ms",
+            lateness_over_time=run.lateness_by_due,
         )
         return {
             **_herald_json(run),
             "interval_s": args.interval,
+            "poll_delay_s": args.poll_delay,
             "duration_s": args.duration,
             "accounts": accounts,
             "latency_ms": args.latency_ms,
@@ -418,3 +426,6 @@ def add_arguments(
     steady_parser.add_argument("--lead", type=float, default=10.0)
     steady_parser.add_argument("--timeout", type=float, default=60.0, help="after last due")
     steady_parser.add_argument("--latency-ms", type=float, default=20.0)
+    steady_parser.add_argument(
+        "--poll-delay", type=float, default=None, help="HERALD_PUBLISHER_POLL_DELAY_SECONDS"
+    )
