@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from herald_api.accounts.oauth import STATE_KEY
 from herald_api.main import create_app
 from herald_common.crypto import TokenCipher
-from herald_common.db.models import SocialAccount
+from herald_common.db.models import PostTarget, SocialAccount
 from herald_common.roles import Role
 from herald_common.settings import Settings
 from tests.api.test_bad_input import assert_problem
@@ -205,16 +206,37 @@ async def test_reconnecting_an_account_needing_reauth_makes_it_active(
         started = await http.post("/v1/accounts/connect/x", headers=headers)
         back = await oauth_server.authorize(started.json()["authorization_url"])
         first = (await http.get("/v1/accounts/callback/x", params=back)).json()
+        post = await http.post(
+            "/v1/posts",
+            headers=tenant.headers,
+            json={
+                "content": "held while X needs re-authorization",
+                "scheduled_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+                "targets": [{"account_id": first["id"]}],
+            },
+        )
+        assert post.status_code == 201, post.text
+        target_id = uuid.UUID(post.json()["targets"][0]["id"])
+        # What the publisher does on AuthExpired: the account needs reauth, the target is held.
         async with sessions.begin() as session:
             account = await session.get(SocialAccount, uuid.UUID(first["id"]))
             assert account is not None
             account.status = "requires_reauth"
+            target = await session.get(PostTarget, target_id)
+            assert target is not None
+            target.scheduled_at = None
+            target.error_kind = "auth_expired"
         started = await http.post("/v1/accounts/connect/x", headers=headers)
         back = await oauth_server.authorize(started.json()["authorization_url"])
         second = await http.get("/v1/accounts/callback/x", params=back)
         assert second.status_code == 200, second.text
         assert second.json()["id"] == first["id"]
         assert second.json()["status"] == "active"
+    async with sessions() as session:
+        target = await session.get(PostTarget, target_id)
+        assert target is not None
+        assert target.status == "pending"
+        assert target.scheduled_at is not None  # back on schedule
 
 
 async def test_disconnecting_an_x_account_revokes_its_tokens(

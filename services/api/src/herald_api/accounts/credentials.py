@@ -40,6 +40,14 @@ def unreachable(platform: str) -> ProblemError:
     return ProblemError(502, "platform-unavailable", f"{platform} could not be reached; try again.")
 
 
+def _https_only(resources: Resources, platform: str, url: str) -> str:
+    """A URL the caller chose (a PDS, a Mastodon instance) gets their token: outside dev and
+    test it must be https, so the token never crosses the network in the clear."""
+    if resources.settings.environment not in ("dev", "test") and not url.startswith("https://"):
+        raise ProblemError(422, "insecure-url", f"The {platform} address must use https.")
+    return url.rstrip("/")
+
+
 async def _call(platform: str, request: Any) -> httpx.Response:
     try:
         response: httpx.Response = await request
@@ -81,7 +89,11 @@ async def check(
 
 
 async def _bluesky(resources: Resources, body: BlueskyCredentials) -> Connection:
-    pds = (body.pds_url or resources.settings.bluesky_api_base).rstrip("/")
+    pds = (
+        _https_only(resources, "bluesky", body.pds_url)
+        if body.pds_url
+        else resources.settings.bluesky_api_base.rstrip("/")
+    )
     password = body.app_password.get_secret_value()
     response = await _call(
         "bluesky",
@@ -154,7 +166,7 @@ async def _discord(resources: Resources, body: DiscordCredentials) -> Connection
 
 
 async def _mastodon(resources: Resources, body: MastodonCredentials) -> Connection:
-    instance = body.instance_url.rstrip("/")
+    instance = _https_only(resources, "mastodon", body.instance_url)
     token = body.access_token.get_secret_value()
     response = await _call(
         "mastodon",
