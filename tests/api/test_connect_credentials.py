@@ -5,6 +5,7 @@ stored encrypted, refused with a problem when the platform says no."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -248,3 +249,44 @@ async def test_disconnecting_wipes_the_tokens(
     async with sessions() as session:
         account = await session.get(SocialAccount, uuid.UUID(account_id))
         assert account is not None and account.access_token_enc is not None
+
+
+async def test_credentials_never_reach_the_logs(
+    settings: Settings,
+    tenant: Tenant,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
+    fake = FakePlatform(
+        {
+            ("GET", f"/bot{BOT_TOKEN}/getMe"): answer(200, {"ok": True, "result": {"id": 1}}),
+            ("GET", f"/bot{BOT_TOKEN}/getChat"): answer(
+                200, {"ok": True, "result": {"id": -100, "title": "News"}}
+            ),
+            ("GET", "/api/webhooks/111222333/secret-webhook-token"): answer(
+                401, {"message": "Invalid Webhook Token", "code": 50027}
+            ),
+            ("POST", "/xrpc/com.atproto.server.createSession"): answer(
+                401,
+                {"error": "AuthenticationRequired", "message": "Invalid password"},
+            ),
+        }
+    )
+    async with herald(settings, fake) as http:
+        bodies = {
+            "telegram": {"bot_token": BOT_TOKEN, "chat_id": "-100"},
+            "discord": {"webhook_url": WEBHOOK},
+            "bluesky": {"handle": "herald.test", "app_password": APP_PASSWORD},
+        }
+        for platform, body in bodies.items():
+            response = await http.post(
+                f"/v1/accounts/connect/{platform}", json=body, headers=tenant.headers
+            )
+            assert response.status_code in (201, 422), response.text
+    captured = capfd.readouterr()
+    logs = "\n".join([caplog.text, captured.out, captured.err])
+    secrets = {"bot token": BOT_TOKEN, "webhook token": "secret-webhook-token", "app": APP_PASSWORD}
+    leaked = [name for name, secret in secrets.items() if secret in logs]
+    assert not leaked, f"found in the logs: {leaked}"

@@ -7,6 +7,7 @@ aiohttp transport (DESIGN.md, "HTTP out"). ``transport`` stays injectable for te
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -15,7 +16,26 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from herald_common.logging import redact_text
 from herald_common.settings import Settings
+
+
+class _RedactSecretsInUrls(logging.Filter):
+    """httpx logs every request's URL at INFO, and some platforms put secrets in the path
+    (Telegram's bot token, Discord's webhook token): mask them before any handler sees the
+    record (the structlog pipeline redacts too, but test and third-party handlers would not)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+_httpx_logger = logging.getLogger("httpx")
+if not any(isinstance(f, _RedactSecretsInUrls) for f in _httpx_logger.filters):
+    _httpx_logger.addFilter(_RedactSecretsInUrls())
 
 USER_AGENT = "Herald/0.1 (+https://github.com/herald-social/herald)"
 

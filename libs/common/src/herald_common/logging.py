@@ -17,11 +17,15 @@ REDACTED = "[redacted]"
 # Credentials recognisable by their value, whatever the key or message that carries them: a
 # bearer credential ("Bearer ..." in a header echoed by an error), Herald's own tokens (API
 # keys hk_..., refresh tokens hr_..., invitations hi_...), and a JWT (three base64url parts,
-# the first a JSON header, so it starts "eyJ").
+# the first a JSON header, so it starts "eyJ"); and secrets that platforms put in URL paths,
+# which httpx logs with every request: a Telegram bot token (/bot{id}:{secret}/...) and a
+# Discord webhook token (/webhooks/{id}/{token}).
 _SECRET_VALUES = re.compile(
     r"(?P<scheme>\b[Bb][Ee][Aa][Rr][Ee][Rr]\s+)[A-Za-z0-9\-._~+/]+=*"
     r"|\bh[kri]_[A-Za-z0-9_\-]{16,}"
     r"|\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"
+    r"|(?<=/bot)\d+:[A-Za-z0-9_\-]+"
+    r"|(?<=/webhooks/)\d+/[A-Za-z0-9_.\-]+"
 )
 
 
