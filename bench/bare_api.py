@@ -23,6 +23,12 @@ class PostIn(BaseModel):
     targets: list[TargetIn]
 
 
+class TargetOut(BaseModel):
+    id: uuid.UUID
+    account_id: uuid.UUID
+    status: str
+
+
 class PostOut(BaseModel):
     id: uuid.UUID
     content: str
@@ -30,6 +36,7 @@ class PostOut(BaseModel):
     status: str
     revision: int
     created_at: datetime
+    targets: list[TargetOut]
 
 
 class Page(BaseModel):
@@ -45,8 +52,9 @@ POSTS = [
         status="scheduled",
         revision=1,
         created_at=datetime.now(UTC),
+        targets=[TargetOut(id=uuid.uuid4(), account_id=uuid.uuid4(), status="pending")],
     )
-    for i in range(20)
+    for i in range(50)  # herald-api's default page size
 ]
 
 
@@ -60,6 +68,10 @@ async def create_post(body: PostIn, authorization: str = Header()) -> PostOut:
     return PostOut(
         id=uuid.uuid4(), content=body.content, scheduled_at=body.scheduled_at,
         status="scheduled", revision=1, created_at=datetime.now(UTC),
+        targets=[
+            TargetOut(id=uuid.uuid4(), account_id=t.account_id, status="pending")
+            for t in body.targets
+        ],
     )  # fmt: skip
 
 
