@@ -4,6 +4,7 @@ stored encrypted, refused with a problem when the platform says no."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import uuid
@@ -290,3 +291,30 @@ async def test_credentials_never_reach_the_logs(
     secrets = {"bot token": BOT_TOKEN, "webhook token": "secret-webhook-token", "app": APP_PASSWORD}
     leaked = [name for name, secret in secrets.items() if secret in logs]
     assert not leaked, f"found in the logs: {leaked}"
+
+
+async def test_two_connections_of_one_new_account_at_once_make_one_account(
+    settings: Settings, tenant: Tenant
+) -> None:
+    fake = FakePlatform(
+        {
+            ("GET", "/api/webhooks/111222333/secret-webhook-token"): answer(
+                200, {"id": "111222333", "name": "Herald"}
+            )
+        }
+    )
+    async with herald(settings, fake) as http:
+        first, second = await asyncio.gather(
+            *(
+                http.post(
+                    "/v1/accounts/connect/discord",
+                    json={"webhook_url": WEBHOOK},
+                    headers=tenant.headers,
+                )
+                for _ in range(2)
+            )
+        )
+        assert first.status_code == second.status_code == 201, (first.text, second.text)
+        assert first.json()["id"] == second.json()["id"]
+        listed = await http.get("/v1/accounts", headers=tenant.headers)
+        assert [a["platform"] for a in listed.json()["items"]].count("discord") == 1

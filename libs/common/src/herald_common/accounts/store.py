@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald_common.crypto import TokenCipher
@@ -48,26 +49,28 @@ async def save_connection(
     """Add the account, or update the workspace's existing one for the same platform account
     (reconnecting). An account that was ``requires_reauth`` becomes active and its held
     targets go back on schedule. The caller commits."""
-    account = (
-        await session.execute(
-            select(SocialAccount)
-            .where(
-                SocialAccount.workspace_id == workspace_id,
-                SocialAccount.platform == connection.platform,
-                SocialAccount.external_id == connection.external_id,
-            )
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
+    query = select(SocialAccount).where(
+        SocialAccount.workspace_id == workspace_id,
+        SocialAccount.platform == connection.platform,
+        SocialAccount.external_id == connection.external_id,
+    )
+    account = (await session.execute(query.with_for_update())).scalar_one_or_none()
     created = account is None
     previous = None if account is None else account.status
     if account is None:
-        account = SocialAccount(
-            workspace_id=workspace_id,
-            platform=connection.platform,
-            external_id=connection.external_id,
+        # Two connections of the same new account at once: the second insert waits on the
+        # first's unique key, inserts nothing, and updates the row the first made instead.
+        await session.execute(
+            insert(SocialAccount)
+            .values(
+                workspace_id=workspace_id,
+                platform=connection.platform,
+                external_id=connection.external_id,
+                handle=connection.handle,
+            )
+            .on_conflict_do_nothing()
         )
-        session.add(account)
+        account = (await session.execute(query.with_for_update())).scalar_one()
     account.handle = connection.handle
     account.display_name = connection.display_name
     account.instance_url = connection.instance_url
