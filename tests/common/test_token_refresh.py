@@ -171,3 +171,30 @@ async def test_a_revoked_refresh_token_marks_the_account_requires_reauth(
     with pytest.raises(AuthExpired):
         await tokens.access_token(account_id)
     assert len(server.token_requests) == 2
+
+
+async def test_token_for_reads_nothing_until_the_token_is_due(
+    x_settings: Settings,
+    server: FakeOAuthServer,
+    http: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    tenant: Tenant,
+) -> None:
+    account_id = await connected_account(x_settings, server, http, sessions, tenant)
+    async with sessions() as session:
+        account = await session.get(SocialAccount, account_id)
+        assert account is not None
+    tokens = refresher(x_settings, sessions, redis, http)
+    args = (account_id, "x", account.access_token_enc, account.token_expires_at)
+    [first] = server._state.tokens
+    assert await tokens.token_for(*args) == first.access_token
+    assert len(server.token_requests) == 1
+    clock.advance(timedelta(minutes=58))
+    refreshed = await tokens.token_for(*args)
+    assert refreshed != first.access_token
+    assert [r.grant_type for r in server.token_requests] == ["authorization_code", "refresh_token"]
+    # A caller holding the stale row (another job claimed before the refresh) gets the new
+    # token from Postgres, without refreshing again.
+    assert await tokens.token_for(*args) == refreshed
+    assert len(server.token_requests) == 2

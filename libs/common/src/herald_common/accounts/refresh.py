@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from cryptography.fernet import InvalidToken
@@ -69,6 +69,24 @@ class TokenRefresher:
     async def access_token(self, account_id: uuid.UUID) -> str | None:
         """The account's access token, refreshed first when it expires within the margin."""
         return (await self.ensure_fresh(account_id)).access_token
+
+    async def token_for(
+        self,
+        account_id: uuid.UUID,
+        platform: str,
+        access_token_enc: bytes | None,
+        token_expires_at: datetime | None,
+    ) -> str | None:
+        """The same as :meth:`access_token` for a caller that already read the account (the
+        publisher's claim): no query and no lock unless the token is due for a refresh."""
+        due = (
+            token_expires_at is not None
+            and token_expires_at <= clock.now() + self.margin
+            and oauth.oauth_client(self.settings, platform) is not None
+        )
+        if not due:
+            return self._decrypt(access_token_enc)
+        return await self.access_token(account_id)
 
     async def ensure_fresh(self, account_id: uuid.UUID) -> FreshToken:
         async with self.sessions() as session:
