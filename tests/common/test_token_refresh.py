@@ -198,3 +198,48 @@ async def test_token_for_reads_nothing_until_the_token_is_due(
     # token from Postgres, without refreshing again.
     assert await tokens.token_for(*args) == refreshed
     assert len(server.token_requests) == 2
+
+
+async def test_the_publisher_refreshes_an_expiring_token_before_it_publishes(
+    x_settings: Settings,
+    server: FakeOAuthServer,
+    http: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    tenant: Tenant,
+) -> None:
+    import socket
+
+    from herald_common.db.models import Post, PostTarget
+    from herald_common.platforms.base import Published
+    from herald_publisher.publish import PublisherDeps, publish_target
+    from tests.publisher.test_publish import UnlimitedPlatform
+
+    account_id = await connected_account(x_settings, server, http, sessions, tenant)
+    [first] = server._state.tokens
+    clock.advance(timedelta(seconds=3600 - 120))  # two minutes left on the token
+    async with sessions.begin() as session:
+        post = Post(
+            workspace_id=tenant.workspace_id, content="hi", status="scheduled",
+            scheduled_at=clock.now(),
+        )  # fmt: skip
+        session.add(post)
+        await session.flush()
+        target = PostTarget(
+            workspace_id=tenant.workspace_id, post_id=post.id, account_id=account_id,
+            platform="x", scheduled_at=clock.now(), status="enqueued",
+        )  # fmt: skip
+        session.add(target)
+    platform = UnlimitedPlatform(x_settings, [lambda: Published("1", None)], lambda: None)
+    deps = PublisherDeps(
+        settings=x_settings,
+        sessions=sessions,
+        redis=redis,
+        platforms={"x": platform},
+        tokens=refresher(x_settings, sessions, redis, http),
+        worker=socket.gethostname(),
+    )
+    assert await publish_target(deps, target.id, 1) == "published"
+    [request] = platform.calls
+    assert request.account.access_token == server._state.tokens[-1].access_token
+    assert request.account.access_token != first.access_token

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common import clock
+from herald_common.accounts.refresh import TokenRefresher
 from herald_common.crypto import TokenCipher
 from herald_common.db.models import Notification, Post, PostTarget, SocialAccount
 from herald_common.db.repositories.targets import resume_held_targets
@@ -46,7 +47,7 @@ async def deps(
         sessions=sessions,
         redis=redis,
         platforms=build_platforms(settings, http, sessions),
-        cipher=TokenCipher.from_settings(settings),
+        tokens=TokenRefresher(settings, sessions, redis, httpx.AsyncClient()),
         worker=socket.gethostname(),
     )
     await http.aclose()

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from herald_common.crypto import TokenCipher
+from herald_common.accounts.refresh import TokenRefresher
 from herald_common.db.models import Post, PostTarget, PublishAttempt, SocialAccount
 from herald_common.platforms.base import (
     ContentProblem,
@@ -107,7 +107,7 @@ def make_deps(
             sessions=sessions,
             redis=redis,
             platforms={"sandbox": platform},
-            cipher=TokenCipher.from_settings(settings),
+            tokens=TokenRefresher(settings, sessions, redis, httpx.AsyncClient()),
             worker=socket.gethostname(),
         )
 

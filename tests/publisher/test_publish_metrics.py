@@ -6,6 +6,7 @@ import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
@@ -13,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common import clock
-from herald_common.crypto import TokenCipher
+from herald_common.accounts.refresh import TokenRefresher
 from herald_common.db.models import PostTarget
 from herald_common.platforms.base import Platform
 from herald_common.platforms.errors import Rejected
@@ -57,7 +58,7 @@ def deps_for(
         sessions=sessions,
         redis=redis,
         platforms={"sandbox": platform},
-        cipher=TokenCipher.from_settings(settings),
+        tokens=TokenRefresher(settings, sessions, redis, httpx.AsyncClient()),
         worker=socket.gethostname(),
     )
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common import clock
-from herald_common.crypto import TokenCipher
+from herald_common.accounts.refresh import TokenRefresher
 from herald_common.db.models import PublishAttempt
 from herald_common.db.repositories.targets import (
     ClaimedTarget,
@@ -57,7 +57,7 @@ class PublisherDeps:
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
     platforms: dict[str, Platform]
-    cipher: TokenCipher
+    tokens: TokenRefresher
     worker: str
 
 
@@ -86,7 +86,19 @@ async def _attempt(deps: PublisherDeps, target: ClaimedTarget, started: datetime
     if target.account_status != AccountStatus.ACTIVE:
         return _held(f"the account is {target.account_status.replace('_', ' ')}")
     platform = deps.platforms[target.platform]
-    request = _request(deps, target)
+    try:
+        # Refreshed first when it expires within minutes, under a lock per account.
+        token = await deps.tokens.token_for(
+            target.account_id,
+            target.platform,
+            target.access_token_enc,
+            target.account_token_expires_at,
+        )
+    except AuthExpired as exc:
+        return _held(exc.message, exc.http_status)
+    except PublishError as exc:
+        return _failure(deps.settings, target, exc)
+    request = _request(target, token)
     if target.reclaimed:
         # The worker that held this claim died mid-publish: its request may have landed.
         first = await _first_attempt_at(deps, target.id, target.previous_claimed_at or started)
@@ -122,10 +134,7 @@ async def _attempt(deps: PublisherDeps, target: ClaimedTarget, started: datetime
         return _failure(deps.settings, target, exc)
 
 
-def _request(deps: PublisherDeps, target: ClaimedTarget) -> PublishRequest:
-    token = (
-        None if target.access_token_enc is None else deps.cipher.decrypt(target.access_token_enc)
-    )
+def _request(target: ClaimedTarget, token: str | None) -> PublishRequest:
     return PublishRequest(
         account=AccountCredentials(
             account_id=target.account_id,

@@ -21,7 +21,7 @@ from arq import func
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 
-from herald_common.crypto import TokenCipher
+from herald_common.accounts.refresh import TokenRefresher
 from herald_common.db.engine import create_engine, create_session_factory
 from herald_common.http import create_http_client
 from herald_common.logging import configure_logging, get_logger
@@ -53,7 +53,7 @@ async def open_deps(settings: Settings, redis: ArqRedis) -> AsyncIterator[Publis
             sessions=sessions,
             redis=redis,
             platforms=build_platforms(settings, http, sessions),
-            cipher=TokenCipher.from_settings(settings),
+            tokens=TokenRefresher(settings, sessions, redis, http),
             worker=f"{socket.gethostname()}:{os.getpid()}",
         )
     finally:

@@ -120,6 +120,7 @@ class ClaimedTarget:
     account_status: str
     account_instance_url: str | None
     access_token_enc: bytes | None
+    account_token_expires_at: datetime | None
     # True when this claim took the target over from a claim whose lease ran out: the earlier
     # attempt may have reached the platform, so it must be reconciled before anything is sent.
     reclaimed: bool = False
@@ -205,6 +206,7 @@ async def _claim(
                 a.status.label("account_status"),
                 a.instance_url.label("account_instance_url"),
                 a.access_token_enc,
+                a.token_expires_at.label("account_token_expires_at"),
             )
             .join(Post, p.id == claimed.c.post_id)
             .join(SocialAccount, a.id == claimed.c.account_id)
