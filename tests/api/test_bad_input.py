@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from herald_common.db.models import Post, PostTarget, SocialAccount
+from herald_common.db.models import Post, PostTarget
 from tests.conftest import Tenant
 
 
@@ -39,20 +39,6 @@ def assert_problem(response: httpx.Response, status: int, field: str | None = No
     assert body["title"]
     if field is not None:
         assert field in [e["field"] for e in body["errors"]], body
-
-
-@pytest.fixture
-async def mastodon_account(tenant: Tenant, sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:
-    async with sessions.begin() as session:
-        account = SocialAccount(
-            workspace_id=tenant.workspace_id,
-            platform="mastodon",
-            external_id="109",
-            handle="alice@mastodon.example",
-        )
-        session.add(account)
-        await session.flush()
-        return account.id
 
 
 async def test_unknown_account(
@@ -166,7 +152,7 @@ async def test_missing_and_wrong_api_key(
 
 
 async def test_bad_ids_and_cursors(client: httpx.AsyncClient) -> None:
-    assert_problem(await client.get("/v1/posts/not-a-uuid"), 422, "post_id")
+    assert_problem(await client.get("/v1/posts/not-a-uuid"), 404)  # ids are UUIDs: no such post
     assert_problem(await client.get(f"/v1/posts/{uuid.uuid4()}"), 404)
     assert_problem(await client.get("/v1/posts", params={"cursor": "!!"}), 422, "cursor")
     assert_problem(await client.get("/v1/posts", params={"status": "nope"}), 422, "status[0]")

@@ -63,6 +63,10 @@ def _body(operation_id: str, world: World) -> Any:
             "scheduled_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
             "targets": [{"account_id": str(world.ids["account_id"])}],
         },
+        "validate_post": {
+            "content": "hello",
+            "targets": [{"account_id": str(world.ids["account_id"])}],
+        },
         "update_post": {"content": "taken over"},
         "create_account": {"platform": "sandbox", "handle": "intruder"},
         "connect_account": None,  # X: OAuth takes no body

@@ -54,7 +54,8 @@ def request_id_from(scope: Scope) -> str:
 
 def route_template(scope: Scope) -> str:
     route = scope.get("route")
-    path = getattr(route, "path", None)
+    # path_format drops converters (`{post_id:uuid}` -> `{post_id}`), as the OpenAPI paths do.
+    path = getattr(route, "path_format", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 

@@ -48,6 +48,24 @@ def compose_steps() -> list[Step]:
     return [("docker compose config", [docker, "compose", "config", "-q"])]
 
 
+def peer_steps() -> list[Step]:
+    """Install the node peers the tests run (a real Bluesky PDS, twitter-text) from their lock
+    files before pytest starts, so a cold install (about two minutes for the PDS) is not
+    counted against a test's timeout. Skipped where npm is missing (those tests skip too)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        print("herald-dev: no npm; the node peer tests will be skipped", file=sys.stderr)
+        return []
+    return [
+        (
+            f"npm ci {lock.parent.name}",
+            [npm, "ci", "--no-audit", "--no-fund", "--prefix", str(lock.parent)],
+        )
+        for lock in sorted((repo_root() / "tests" / "peers").glob("*/package-lock.json"))
+        if not (lock.parent / "node_modules").is_dir()
+    ]
+
+
 def pytest_step(args: list[str]) -> Step:
     return ("pytest", [script("pytest"), *args])
 

@@ -45,6 +45,7 @@ def _test(args: argparse.Namespace) -> int:
     steps: list[checks.Step] = []
     if not args.skip_checks:
         steps = checks.lint_steps() + checks.typecheck_steps() + checks.compose_steps()
+    steps += checks.peer_steps()
     steps.append(checks.pytest_step(args.pytest_args))
     with open_stack(TEST_DATABASE) as stack:
         return checks.run_steps(steps, {**os.environ, **stack.env()})

@@ -16,6 +16,8 @@ from herald_api.posts.schemas import (
     PostOut,
     PostPage,
     PostUpdate,
+    PostValidate,
+    PostValidation,
     Rfc3339,
     TargetOut,
 )
@@ -100,6 +102,14 @@ async def create_post(
     return _etag(response, item)
 
 
+@router.post("/validate", response_model=PostValidation)
+async def validate_post(ctx: ContextDep, data: PostValidate) -> PostValidation:
+    """Check a post against every target platform's rules without saving it: every problem,
+    per target, with a field path. Create and update refuse the same problems with 422."""
+    problems = await service.validate_post(ctx, data)
+    return PostValidation(valid=not problems, problems=problems)
+
+
 @router.get("", response_model=PostPage)
 async def list_posts(
     ctx: ContextDep,
@@ -140,7 +150,7 @@ async def list_posts(
     )
 
 
-@router.get("/{post_id}", response_model=PostOut, responses=NOT_FOUND)
+@router.get("/{post_id:uuid}", response_model=PostOut, responses=NOT_FOUND)
 async def get_post(ctx: ContextDep, post_id: uuid.UUID, response: Response) -> PostOut:
     """A post with every target's status, remote id and url, attempts and last error."""
     return _etag(response, await service.get_post(ctx, post_id))
@@ -162,7 +172,7 @@ def _parse_if_match(if_match: str | None) -> int:
 
 
 @router.patch(
-    "/{post_id}", response_model=PostOut, responses={**NOT_FOUND, **CONFLICT, **PRECONDITION}
+    "/{post_id:uuid}", response_model=PostOut, responses={**NOT_FOUND, **CONFLICT, **PRECONDITION}
 )
 async def update_post(
     ctx: ContextDep,
@@ -176,20 +186,22 @@ async def update_post(
     return _etag(response, await service.update_post(ctx, post_id, data, revision))
 
 
-@router.delete("/{post_id}", response_model=PostOut, responses={**NOT_FOUND, **CONFLICT})
+@router.delete("/{post_id:uuid}", response_model=PostOut, responses={**NOT_FOUND, **CONFLICT})
 async def cancel_post(ctx: ContextDep, post_id: uuid.UUID, response: Response) -> PostOut:
     """Cancel every target not yet published; the post stays readable as cancelled."""
     return _etag(response, await service.cancel_post(ctx, post_id))
 
 
-@router.post("/{post_id}/publish-now", response_model=PostOut, responses={**NOT_FOUND, **CONFLICT})
+@router.post(
+    "/{post_id:uuid}/publish-now", response_model=PostOut, responses={**NOT_FOUND, **CONFLICT}
+)
 async def publish_post_now(ctx: ContextDep, post_id: uuid.UUID, response: Response) -> PostOut:
     """Publish at once instead of at the scheduled time."""
     return _etag(response, await service.publish_now(ctx, post_id))
 
 
 @router.post(
-    "/{post_id}/targets/{target_id}/retry",
+    "/{post_id:uuid}/targets/{target_id}/retry",
     response_model=PostOut,
     responses={**NOT_FOUND, **CONFLICT},
 )

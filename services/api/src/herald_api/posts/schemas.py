@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from herald_api.problems import FieldProblem
 from herald_common.statuses import PostStatus, TargetStatus
 
 MAX_CONTENT_LENGTH = 100_000
@@ -103,6 +104,22 @@ class PostCreate(_Timing):
         if not self.draft and self.scheduled_at is None:
             raise ValueError("scheduled_at is required unless the post is a draft")
         return self
+
+
+class PostValidate(_Timing):
+    """A post to check without saving it; the time is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+    targets: Targets
+
+
+class PostValidation(BaseModel):
+    valid: bool
+    problems: list[FieldProblem] = Field(
+        description="Each with a field path into the request and a message a person can act on."
+    )
 
 
 class PostUpdate(_Timing):

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald_api.posts import repository
 from herald_api.posts.repository import PostWithTargets
-from herald_api.posts.schemas import PostCreate, PostUpdate, TargetIn
+from herald_api.posts.schemas import PostCreate, PostUpdate, PostValidate, TargetIn
 from herald_api.posts.timing import TimingError, resolve_scheduled_at
 from herald_api.problems import FieldProblem, ProblemError
 from herald_common import clock
@@ -333,6 +333,15 @@ def _resolve_time(scheduled_at: datetime | None, timezone: str | None) -> dateti
 async def _resolve_accounts(
     ctx: PostContext, targets: Sequence[TargetIn]
 ) -> dict[uuid.UUID, SocialAccount]:
+    accounts, problems = await _account_problems(ctx, targets)
+    if problems:
+        raise _invalid(problems)
+    return accounts
+
+
+async def _account_problems(
+    ctx: PostContext, targets: Sequence[TargetIn]
+) -> tuple[dict[uuid.UUID, SocialAccount], list[FieldProblem]]:
     accounts = await get_accounts(ctx.session, ctx.workspace_id, [t.account_id for t in targets])
     problems = []
     for i, target in enumerate(targets):
@@ -351,9 +360,7 @@ async def _resolve_accounts(
                     message=f"The account is {account.status.replace('_', ' ')}; reconnect it.",
                 )
             )
-    if problems:
-        raise _invalid(problems)
-    return accounts
+    return accounts, problems
 
 
 def _check_publishable(
@@ -363,8 +370,21 @@ def _check_publishable(
     accounts: dict[uuid.UUID, SocialAccount],
 ) -> None:
     """Run each target's platform rules on the text it will publish."""
-    problems = []
+    problems = _content_problems(ctx, content, targets, accounts)
+    if problems:
+        raise _invalid(problems)
+
+
+def _content_problems(
+    ctx: PostContext,
+    content: str,
+    targets: Sequence[TargetIn],
+    accounts: dict[uuid.UUID, SocialAccount],
+) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
     for i, target in enumerate(targets):
+        if target.account_id not in accounts:
+            continue  # reported as an account problem
         platform = ctx.platforms[accounts[target.account_id].platform]
         text = target.content if target.content is not None else content
         field_path = f"targets[{i}].content" if target.content is not None else "content"
@@ -372,8 +392,22 @@ def _check_publishable(
             FieldProblem(field=field_path, message=problem.message)
             for problem in platform.validate(PostContent(text=text))
         ]
-    if problems:
-        raise _invalid(problems)
+    return problems
+
+
+async def validate_post(ctx: PostContext, data: PostValidate) -> list[FieldProblem]:
+    """Every problem that would stop this post from being scheduled, for every target at once.
+    Writes nothing."""
+    problems: list[FieldProblem] = []
+    if data.scheduled_at is not None or data.timezone is not None:
+        try:
+            _resolve_time(data.scheduled_at, data.timezone)
+        except ProblemError as exc:
+            problems += exc.errors
+    accounts, account_problems = await _account_problems(ctx, data.targets)
+    return (
+        problems + account_problems + _content_problems(ctx, data.content, data.targets, accounts)
+    )
 
 
 async def _notify_if_due(ctx: PostContext, post: Post) -> None:
