@@ -47,16 +47,13 @@ import asyncio
 import html
 import itertools
 import random
-import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -65,6 +62,7 @@ from starlette.types import Receive, Scope, Send
 
 from herald_common import clock as herald_clock
 from herald_common.platforms.text import mastodon_length
+from tests.fakes.server import ThreadedServer
 
 # The same numbers as the real server (see herald_common.platforms.mastodon for sources).
 MAX_CHARACTERS = 500
@@ -150,10 +148,9 @@ class FakeMastodon:
         self._state = _State()
         for token, username in (tokens or {DEFAULT_TOKEN: DEFAULT_USERNAME}).items():
             self.add_account(token, username)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self._port: int | None = None
         self.app = _DropConnectionSupport(self._build_app())
+        self._http = ThreadedServer(self.app, "fake-mastodon")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -164,43 +161,11 @@ class FakeMastodon:
         return f"http://127.0.0.1:{self._port}"
 
     def start(self, timeout: float = 10.0) -> FakeMastodon:
-        if self._server is not None:
-            return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            loop="asyncio",
-            http="h11",
-            ws="none",
-            lifespan="off",
-            log_config=None,  # leave the test process's logging alone
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-mastodon", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                raise RuntimeError("the fake Mastodon server did not start")
-            time.sleep(0.01)
-        self._server, self._thread = server, thread
+        self._port = self._http.start(timeout)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout)
-        self._server = self._thread = None
+        self._http.stop(timeout)
         self._port = None
 
     def __enter__(self) -> FakeMastodon:

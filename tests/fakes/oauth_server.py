@@ -17,15 +17,12 @@ What tests read: ``token_requests`` (every POST /token with its grant type and a
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import httpx
-import uvicorn
 from authlib.common.security import generate_token
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import (
@@ -44,6 +41,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import ThreadedServer
 
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")  # plain http on 127.0.0.1 only
 
@@ -298,8 +297,7 @@ class FakeOAuthServer:
             ]
         )
         self._port: int | None = None
-        self._uvicorn: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = ThreadedServer(self.app, "fake-oauth")
 
     # -- what tests use -----------------------------------------------------------------------
 
@@ -401,41 +399,11 @@ class FakeOAuthServer:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> FakeOAuthServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            loop="asyncio",
-            http="h11",
-            ws="none",
-            lifespan="off",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-oauth", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                raise RuntimeError("the OAuth server did not start")
-            time.sleep(0.01)
-        self._uvicorn, self._thread = server, thread
+        self._port = self._http.start(timeout)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._uvicorn is None or self._thread is None:
-            return
-        self._uvicorn.should_exit = True
-        self._thread.join(timeout)
-        self._uvicorn = self._thread = None
+        self._http.stop(timeout)
         self._port = None
 
     def __enter__(self) -> FakeOAuthServer:
