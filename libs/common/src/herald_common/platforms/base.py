@@ -7,7 +7,7 @@ shared HTTP client they are built with, so one instance serves every account of 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
@@ -38,6 +38,16 @@ class PostContent:
     # Who may see the post, in the platform's own words (Mastodon: public, unlisted, private,
     # direct; LinkedIn: PUBLIC, CONNECTIONS); ``None`` is the platform's public default.
     visibility: str | None = None
+
+
+def unsupported(content: PostContent, messages: Mapping[str, str]) -> list[ContentProblem]:
+    """A problem for each field of ``content`` that is set but the platform lacks, with the
+    platform's own words for it (``messages`` maps field name to message, in order)."""
+    return [
+        ContentProblem(field, message)
+        for field, message in messages.items()
+        if getattr(content, field)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

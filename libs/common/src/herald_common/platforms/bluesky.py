@@ -43,6 +43,7 @@ from herald_common.platforms.base import (
     Published,
     PublishRequest,
     RateLimit,
+    unsupported,
 )
 from herald_common.platforms.errors import (
     AuthExpired,
@@ -133,17 +134,16 @@ class Bluesky(Platform):
                 problems.append(
                     ContentProblem(field, "A post of a Bluesky thread cannot be empty.")
                 )
-        for field, value, message in (
-            ("media_ids", content.media_ids, "Herald cannot attach pictures to Bluesky yet."),
-            (
-                "content_warning",
-                content.content_warning,
-                "Bluesky has labels rather than free-text content warnings; remove it.",
-            ),
-            ("visibility", content.visibility, "Bluesky posts are always public."),
-        ):
-            if value:
-                problems.append(ContentProblem(field, message))
+        problems += unsupported(
+            content,
+            {
+                "media_ids": "Herald cannot attach pictures to Bluesky yet.",
+                "content_warning": (
+                    "Bluesky has labels rather than free-text content warnings; remove it."
+                ),
+                "visibility": "Bluesky posts are always public.",
+            },
+        )
         return problems
 
     async def publish(self, request: PublishRequest) -> Published:

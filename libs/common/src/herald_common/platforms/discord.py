@@ -31,6 +31,7 @@ from herald_common.platforms.base import (
     Published,
     PublishRequest,
     RateLimit,
+    unsupported,
 )
 from herald_common.platforms.errors import (
     AuthExpired,
@@ -73,14 +74,15 @@ class Discord(Platform):
                     f"{len(content.text)}.",
                 )
             )
-        for field, value, message in (
-            ("media_ids", content.media_ids, "Herald cannot attach files to Discord yet."),
-            ("thread", content.thread, "Discord webhooks have no threads; post one message."),
-            ("content_warning", content.content_warning, "Discord has no content warnings."),
-            ("visibility", content.visibility, "A Discord message is seen by the channel."),
-        ):
-            if value:
-                problems.append(ContentProblem(field, message))
+        problems += unsupported(
+            content,
+            {
+                "media_ids": "Herald cannot attach files to Discord yet.",
+                "thread": "Discord webhooks have no threads; post one message.",
+                "content_warning": "Discord has no content warnings.",
+                "visibility": "A Discord message is seen by the channel.",
+            },
+        )
         return problems
 
     async def publish(self, request: PublishRequest) -> Published:

@@ -26,6 +26,7 @@ from herald_common.platforms.base import (
     Published,
     PublishRequest,
     RateLimit,
+    unsupported,
 )
 from herald_common.platforms.errors import (
     AuthExpired,
@@ -82,13 +83,14 @@ class Telegram(Platform):
                     f"{len(content.media_ids)}.",
                 )
             )
-        for field, value, message in (
-            ("thread", content.thread, "Telegram has no threads; post it as one message."),
-            ("content_warning", content.content_warning, "Telegram has no content warnings."),
-            ("visibility", content.visibility, "A Telegram post is seen by the chat's members."),
-        ):
-            if value:
-                problems.append(ContentProblem(field, message))
+        problems += unsupported(
+            content,
+            {
+                "thread": "Telegram has no threads; post it as one message.",
+                "content_warning": "Telegram has no content warnings.",
+                "visibility": "A Telegram post is seen by the chat's members.",
+            },
+        )
         return problems
 
     async def publish(self, request: PublishRequest) -> Published:
