@@ -242,7 +242,7 @@ def _request(i: int, accounts: int) -> tuple[dict[str, str], dict[str, str]]:
 async def plain_loops(base: str, n: int, accounts: int, concurrency: int) -> list[LoopRun]:
     url = base + "/api/v1/statuses"
     runs = []
-    limits = httpx.Limits(max_connections=100)
+    limits = httpx.Limits(max_connections=concurrency)
     for name, transport in (
         ("httpx loop", None),
         ("httpx+aiohttp transport loop", AiohttpTransport()),
@@ -254,7 +254,7 @@ async def plain_loops(base: str, n: int, accounts: int, concurrency: int) -> lis
                 return (await client.post(url, json=body, headers=headers)).status_code
 
             runs.append(await _loop(name, send_httpx, n, concurrency, base))
-    connector = aiohttp.TCPConnector(limit=100)
+    connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def send_aiohttp(i: int) -> int:
@@ -308,14 +308,18 @@ def _herald_json(run: HeraldRun) -> dict[str, Any]:
 def spike(args: argparse.Namespace) -> dict[str, Any]:
     n: int = args.targets
     accounts: int = args.accounts or max(1, n // 10)
-    concurrency: int = args.max_jobs * args.publishers  # jobs in flight across publishers
+    # Requests Herald may have in flight: jobs per publisher x targets per job x publishers.
+    concurrency: int = args.max_jobs * args.job_size * args.publishers
 
     async def go(database_url: str, redis_url: str, base: str) -> dict[str, Any]:
         due = utc_in(args.lead)
         note(f"spike: {n:,} targets over {accounts:,} accounts, all due at {due:%H:%M:%S}")
         run = await run_herald(
             database_url, redis_url, base, [due] * n, accounts, args.timeout,
-            {"HERALD_PUBLISHER_MAX_JOBS": str(args.max_jobs)},
+            {
+                "HERALD_PUBLISHER_MAX_JOBS": str(args.max_jobs),
+                "HERALD_PUBLISHER_JOB_SIZE": str(args.job_size),
+            },
             publishers=args.publishers, profile_s=args.profile,
         )  # fmt: skip
         note("spike: plain loops")
@@ -418,7 +422,8 @@ def add_arguments(
     spike_parser.add_argument("--timeout", type=float, default=300.0, help="after due")
     spike_parser.add_argument("--latency-ms", type=float, default=20.0)
     spike_parser.add_argument("--publishers", type=int, default=1, help="publisher processes")
-    spike_parser.add_argument("--max-jobs", type=int, default=50, help="per publisher")
+    spike_parser.add_argument("--max-jobs", type=int, default=10, help="per publisher")
+    spike_parser.add_argument("--job-size", type=int, default=20, help="targets per job")
     spike_parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds")
     steady_parser.add_argument("--duration", type=float, default=120.0)
     steady_parser.add_argument("--interval", type=float, default=0.1)

@@ -1,15 +1,18 @@
-"""Inserting many due targets quickly, straight into the tables the API would fill."""
+"""Inserting many due targets quickly, straight into the tables the API would fill, and
+reading back what the queue holds for them."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
+from redis.asyncio import Redis
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common.db.models import Post, PostTarget, SocialAccount
 from herald_common.ids import new_id
+from herald_common.queue import deserialize, queue_name
 
 
 async def insert_due_targets(
@@ -68,3 +71,14 @@ async def insert_due_targets(
             ],
         )
     return target_ids
+
+
+async def queued_targets(redis: Redis, platform: str = "sandbox") -> list[str]:
+    """Every target id carried by the jobs in ``platform``'s queue, once per job carrying it."""
+    carried = []
+    for job_id in await redis.zrange(queue_name(platform), 0, -1):
+        raw = await redis.get(b"arq:job:" + job_id)
+        assert raw is not None
+        [targets] = deserialize(raw)["a"]
+        carried += [target_id for target_id, _ in targets]
+    return carried

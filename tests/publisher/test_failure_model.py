@@ -23,7 +23,7 @@ from herald_common.http import create_http_client
 from herald_common.platforms.registry import build_platforms
 from herald_common.queue import deserialize, queue_name
 from herald_common.settings import Settings
-from herald_publisher.publish import PublisherDeps, publish_target
+from herald_publisher.publish import PublisherDeps, publish_targets
 from herald_scheduler.enqueue import enqueue_due
 from tests.conftest import Tenant
 from tests.fakes.mastodon import FakeMastodon
@@ -93,15 +93,16 @@ async def scheduled_target(
 
 async def run_queued_jobs(deps: PublisherDeps, redis: Redis) -> list[str]:
     """Fire every job that is due by Herald's (movable) clock, as an arq worker would."""
-    results = []
+    results: list[str] = []
     now_ms = clock.now().timestamp() * 1000
     for job_id in await redis.zrangebyscore(queue_name("mastodon"), 0, now_ms):
         raw = await redis.get(b"arq:job:" + job_id)
         assert raw is not None
         await redis.zrem(queue_name("mastodon"), job_id)
         await redis.delete(b"arq:job:" + job_id)
-        target_id, revision = deserialize(raw)["a"]
-        results.append(await publish_target(deps, uuid.UUID(target_id), revision))
+        [targets] = deserialize(raw)["a"]
+        wanted = [(uuid.UUID(target_id), revision) for target_id, revision in targets]
+        results += (await publish_targets(deps, wanted)).values()
     return results
 
 

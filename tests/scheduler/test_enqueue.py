@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,11 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common.db.models import PostTarget, SandboxPublication
-from herald_common.queue import queue_name
+from herald_common.queue import PublishJob, deserialize, enqueue_publish_jobs, queue_name
 from herald_common.settings import Settings
 from herald_scheduler import enqueue
 from tests.conftest import Tenant
-from tests.factories import insert_due_targets
+from tests.factories import insert_due_targets, queued_targets
 from tests.services import running_publisher, wait_for
 
 
@@ -51,8 +52,36 @@ async def test_two_scheduler_passes_at_once_take_disjoint_targets(
     small = settings.model_copy(update={"scheduler_batch_size": 50})
     moved = await asyncio.gather(*(enqueue.enqueue_due(sessions, redis, small) for _ in range(4)))
     assert sum(moved) == 300
-    assert await redis.zcard(queue_name("sandbox")) == 300
+    carried = await queued_targets(redis)
+    assert len(carried) == len(set(carried)) == 300
     assert await statuses(sessions) == {"enqueued": 300}
+
+
+async def test_targets_due_together_share_jobs_of_the_configured_size(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
+) -> None:
+    due = datetime.now(UTC) + timedelta(seconds=30)
+    other = due + timedelta(milliseconds=1)
+    together = await insert_due_targets(
+        sessions, tenant.workspace_id, count=45, accounts=5, due_at=due
+    )
+    [alone] = await insert_due_targets(
+        sessions, tenant.workspace_id, count=1, accounts=1, due_at=other
+    )
+    sized = settings.model_copy(update={"publisher_job_size": 20})
+    assert await enqueue.enqueue_due(sessions, redis, sized) == 46
+    queued = await redis.zrange(queue_name("sandbox"), 0, -1, withscores=True)
+    # 45 due at one instant: jobs of 20, 20 and 5 at that instant; the one due a millisecond
+    # later keeps a job (and its plain id) of its own, at its own time.
+    scores = sorted(score for _, score in queued)
+    assert scores == [int(due.timestamp() * 1000)] * 3 + [int(other.timestamp() * 1000)]
+    sizes = []
+    for job_id, _ in queued:
+        [targets] = deserialize(await redis.get(b"arq:job:" + job_id) or b"")["a"]
+        sizes.append(len(targets))
+    assert sorted(sizes) == [1, 5, 20, 20]
+    assert f"pub:{alone}:1:1".encode() in {job_id for job_id, _ in queued}
+    assert sorted(await queued_targets(redis)) == sorted(map(str, [*together, alone]))
 
 
 async def test_crash_between_enqueue_and_commit_leads_to_no_duplicate(
@@ -67,20 +96,23 @@ async def test_crash_between_enqueue_and_commit_leads_to_no_duplicate(
         sessions, tenant.workspace_id, count=20, accounts=2, due_at=due
     )
 
-    async def die(*_args: object) -> None:
+    async def enqueue_then_die(redis: Redis, jobs: Sequence[PublishJob]) -> int:
+        await enqueue_publish_jobs(redis, jobs)
         raise ConnectionResetError("scheduler lost its database connection")
 
     with monkeypatch.context() as patch:
-        patch.setattr(enqueue, "mark_enqueued", die)
+        patch.setattr(enqueue, "enqueue_publish_jobs", enqueue_then_die)
         with pytest.raises(ConnectionResetError):
             await enqueue.enqueue_due(sessions, redis, settings)
     # The jobs reached Redis, the transaction did not commit: still pending.
-    assert await redis.zcard(queue_name("sandbox")) == 20
+    jobs = await redis.zrange(queue_name("sandbox"), 0, -1)
+    assert sorted(await queued_targets(redis)) == sorted(map(str, targets))
     assert await statuses(sessions) == {"pending": 20}
 
     # The next pass enqueues the same job ids again: Redis keeps one job per id.
     assert await enqueue.enqueue_due(sessions, redis, settings) == 20
-    assert await redis.zcard(queue_name("sandbox")) == 20
+    assert await redis.zrange(queue_name("sandbox"), 0, -1) == jobs
+    assert sorted(await queued_targets(redis)) == sorted(map(str, targets))
 
     async with running_publisher(settings):
 
@@ -117,11 +149,12 @@ async def test_job_that_fires_before_a_crashed_pass_committed_publishes_once(
     async with running_publisher(settings):
         with monkeypatch.context() as patch:
 
-            async def slow_death(*_args: object) -> None:
+            async def slow_death(redis: Redis, jobs: Sequence[PublishJob]) -> int:
+                await enqueue_publish_jobs(redis, jobs)
                 await asyncio.sleep(0.5)  # the job fires and waits on our row lock meanwhile
                 raise ConnectionResetError("scheduler died")
 
-            patch.setattr(enqueue, "mark_enqueued", slow_death)
+            patch.setattr(enqueue, "enqueue_publish_jobs", slow_death)
             with pytest.raises(ConnectionResetError):
                 await enqueue.enqueue_due(sessions, redis, settings)
 

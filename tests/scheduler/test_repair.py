@@ -74,9 +74,16 @@ async def test_a_busy_queue_is_left_alone(
 ) -> None:
     due = datetime.now(UTC) - timedelta(minutes=5)
     await insert_due_targets(sessions, tenant.workspace_id, count=10, accounts=1, due_at=due)
-    assert await enqueue_due(sessions, redis, settings) == 10
+    await insert_due_targets(
+        sessions, tenant.workspace_id, count=1, accounts=1, due_at=due + timedelta(seconds=1)
+    )
+    assert await enqueue_due(sessions, redis, settings) == 11
+    queued = await redis.zrange(queue_name("sandbox"), 0, -1)
+    # Both the job of one target and the job the other ten share are still there: repair
+    # adds nothing, not even a job of its own for a target that shares one.
+    assert len(queued) == 2
     assert await repair_stranded(sessions, redis, quick(settings)) == 0
-    assert await redis.zcard(queue_name("sandbox")) == 10
+    assert await redis.zrange(queue_name("sandbox"), 0, -1) == queued
 
 
 async def _strand_as_publishing(

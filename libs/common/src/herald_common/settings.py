@@ -51,7 +51,12 @@ class Settings(BaseSettings):
         description="Comma-separated platform queues this publisher process drains.",
     )
     publisher_poll_delay_seconds: float = 0.05
-    publisher_max_jobs: int = 50
+    # Targets of one platform due at the same instant share a job of up to this many, claimed,
+    # published (concurrently) and recorded together: a job costs arq ~20 Redis commands and a
+    # claim or record costs a round of statements, whatever their size (docs/decisions.md).
+    publisher_job_size: int = Field(default=20, ge=1, le=1000)
+    # Jobs one worker runs at once: up to max_jobs x job_size requests in flight per queue.
+    publisher_max_jobs: int = 10
     publisher_job_timeout_seconds: float = 60.0
     # A target left `publishing` longer than this (its worker died mid-publish) is taken over
     # and reconciled. Longer than the job timeout, so a live worker is never overtaken.
@@ -66,7 +71,7 @@ class Settings(BaseSettings):
 
     # HTTP out
     http_timeout_seconds: float = 15.0
-    http_max_connections: int = 100
+    http_max_connections: int = 200
 
     # Operations
     # The scheduler, publisher and analytics serve /healthz, /readyz and /metrics on this

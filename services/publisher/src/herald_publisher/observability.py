@@ -68,10 +68,12 @@ def publisher_probes(settings: Settings, workers: Sequence[Worker], deps: Publis
 
 
 @contextmanager
-def job_log_context(ctx: Mapping[str, Any], target_id: str) -> Iterator[None]:
-    """Bind the arq job id (``pub:{target}:{revision}:{attempt}``) to every log line the job
-    writes; each job runs in a task of its own, so the binding ends with it."""
+def job_log_context(ctx: Mapping[str, Any], targets: int) -> Iterator[None]:
+    """Bind the arq job id (``pub:{target}:{revision}:{attempt}`` for a job of one target,
+    ``pubs:{platform}:{due ms}:{digest}`` for several) and its size to every log line the job
+    writes (each target's lines add its target_id); each job runs in a task of its own, so
+    the binding ends with it."""
     with structlog.contextvars.bound_contextvars(
-        job_id=ctx.get("job_id"), job_try=ctx.get("job_try"), target_id=target_id
+        job_id=ctx.get("job_id"), job_try=ctx.get("job_try"), job_targets=targets
     ):
         yield

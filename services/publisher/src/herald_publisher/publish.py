@@ -1,15 +1,19 @@
-"""Publishing one target: claim -> rate limit -> validate -> adapter -> record.
+"""Publishing a job's targets: claim -> (rate limit -> validate -> adapter) each -> record.
 
 Postgres decides, Redis only triggers: a job may run more than once (arq re-runs a job whose
-worker died), but only the job whose revision matches can claim the target, and the claim is
-one guarded UPDATE, so the post is published once.
+worker died), but only a job whose revision matches can claim a target, and the claim is one
+guarded UPDATE, so the post is published once. A job's targets are claimed in one statement,
+published concurrently, and recorded in one transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from math import ceil
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -18,14 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from herald_common import clock
 from herald_common.accounts.refresh import TokenRefresher
 from herald_common.db.models import PublishAttempt
-from herald_common.db.repositories.targets import (
+from herald_common.db.repositories.claims import (
+    Attempt,
     ClaimedTarget,
     Outcome,
-    claim_target,
-    record_outcome,
+    claim_targets,
+    record_outcomes,
     require_reauth,
 )
-from herald_common.ids import new_id
 from herald_common.logging import get_logger
 from herald_common.metrics import record_publish, record_rate_limit_wait
 from herald_common.platforms.base import (
@@ -43,7 +47,13 @@ from herald_common.platforms.errors import (
     Rejected,
     Transient,
 )
-from herald_common.queue import PublishJob, enqueue_publish_jobs, waiting_job_id
+from herald_common.queue import (
+    JobTarget,
+    PublishJob,
+    enqueue_publish_jobs,
+    group_jobs,
+    waiting_job_id,
+)
 from herald_common.ratelimit import acquire, buckets_for, drain_for
 from herald_common.settings import Settings
 from herald_common.statuses import AccountStatus, TargetStatus
@@ -66,20 +76,48 @@ def idempotency_key(target_id: uuid.UUID) -> str:
     return f"herald-{target_id}"
 
 
-async def publish_target(deps: PublisherDeps, target_id: uuid.UUID, revision: int) -> str:
-    """Run one publish job; returns what happened (for logs and tests)."""
+async def publish_targets(
+    deps: PublisherDeps, wanted: Sequence[tuple[uuid.UUID, int]]
+) -> dict[uuid.UUID, str]:
+    """Run one job: publish each ``(target, revision)`` it carries; returns what happened to
+    each (for logs and tests): an attempt's outcome, ``stale``, or ``crashed`` (see
+    ``_attempt_timed``)."""
     started = clock.now()
     lease = timedelta(seconds=deps.settings.publisher_claim_lease_seconds)
     async with deps.sessions() as session:
-        target = await claim_target(session, target_id, revision, new_id(), started, lease)
+        claimed = await claim_targets(session, wanted, started, lease)
         await session.commit()
-    if target is None:
-        # Rescheduled, cancelled, or already handled by another copy of this job.
-        log.debug("stale or duplicate job dropped", target_id=str(target_id), revision=revision)
-        return "stale"
-    outcome = await _attempt(deps, target, started)
-    await _record(deps, target, outcome, started)
-    return outcome.attempt_outcome
+    results = dict.fromkeys((target_id for target_id, _ in wanted), "stale")
+    if len(claimed) < len(wanted):
+        # Rescheduled, cancelled, or already handled by another copy of the job.
+        log.debug("stale or duplicate targets dropped", count=len(wanted) - len(claimed))
+    if not claimed:
+        return results
+    finished = await asyncio.gather(*(_attempt_timed(deps, t, started) for t in claimed))
+    attempts = [a for a in finished if a is not None]
+    await _record(deps, attempts)
+    for target, attempt in zip(claimed, finished, strict=True):
+        results[target.id] = "crashed" if attempt is None else attempt.outcome.attempt_outcome
+    return results
+
+
+async def publish_target(deps: PublisherDeps, target_id: uuid.UUID, revision: int) -> str:
+    """A job of one target."""
+    return (await publish_targets(deps, [(target_id, revision)]))[target_id]
+
+
+async def _attempt_timed(
+    deps: PublisherDeps, target: ClaimedTarget, started: datetime
+) -> Attempt | None:
+    """One target's attempt. A failure of Herald's own (a bug, not the platform's answer)
+    leaves the target claimed rather than guess at its outcome: the lease runs out and a
+    reclaim job asks the platform what happened, while the job's other targets are recorded."""
+    try:
+        outcome = await _attempt(deps, target, started)
+    except Exception:
+        log.exception("publish attempt crashed", target_id=str(target.id))
+        return None
+    return Attempt(target=target, outcome=outcome, started_at=started, finished_at=clock.now())
 
 
 async def _attempt(deps: PublisherDeps, target: ClaimedTarget, started: datetime) -> Outcome:
@@ -150,6 +188,14 @@ def _request(target: ClaimedTarget, token: str | None) -> PublishRequest:
     )
 
 
+def _later(seconds: float) -> datetime:
+    """``seconds`` from now, rounded up to the next tenth of a second: targets of one job sent
+    back together then fall due at the same instant again and share a job (never earlier than
+    asked, at most 100 ms later)."""
+    tenths = ceil((clock.now().timestamp() + seconds) * 10)
+    return datetime.fromtimestamp(tenths / 10, UTC)
+
+
 def _published(published: Published) -> Outcome:
     return Outcome(
         status=TargetStatus.PUBLISHED,
@@ -166,7 +212,7 @@ def _rate_limited(wait: float, reason: str, http_status: int | None = None) -> O
         error_kind="rate_limited",
         error=f"Waiting {wait:.1f} s: {reason}.",
         http_status=http_status,
-        next_attempt_at=clock.now() + timedelta(seconds=wait),
+        next_attempt_at=_later(wait),
     )
 
 
@@ -179,7 +225,7 @@ def _failure(settings: Settings, target: ClaimedTarget, exc: PublishError) -> Ou
             error_kind=exc.kind,
             error=exc.message,
             http_status=exc.http_status,
-            next_attempt_at=clock.now() + timedelta(seconds=delays[target.attempts - 1]),
+            next_attempt_at=_later(delays[target.attempts - 1]),
         )
     return Outcome(
         status=TargetStatus.FAILED,
@@ -239,53 +285,50 @@ async def _look_up(platform: Platform, request: PublishRequest, why: str) -> Out
     return None if found is None else _published(found)
 
 
-async def _record(
-    deps: PublisherDeps, target: ClaimedTarget, outcome: Outcome, started: datetime
-) -> None:
-    """Write the outcome; a retry or re-deferral is enqueued before the commit, so its job
-    (which may fire at once) waits on the row lock and then sees the committed status."""
+async def _record(deps: PublisherDeps, attempts: Sequence[Attempt]) -> None:
+    """Write the outcomes; retries and re-deferrals are enqueued before the commit, so a job
+    that fires at once waits on the row locks and then sees the committed statuses."""
     async with deps.sessions() as session:
-        recorded = await record_outcome(
-            session,
-            target,
-            outcome,
-            worker=deps.worker,
-            started_at=started,
-            finished_at=clock.now(),
-        )
-        if not recorded:
-            log.warning("claim lost before recording", target_id=str(target.id))
-            await session.rollback()
-            return
-        if outcome.error_kind == AuthExpired.kind:
-            await require_reauth(session, target, outcome.error or "its login expired")
-        if outcome.next_attempt_at is not None:
-            await enqueue_publish_jobs(deps.redis, [_next_job(target, outcome)])
+        recorded = await record_outcomes(session, attempts, worker=deps.worker)
+        if len(recorded) < len(attempts):
+            lost = {a.target.id for a in attempts} - {a.target.id for a in recorded}
+            log.warning("claims lost before recording", target_ids=sorted(map(str, lost)))
+        for attempt in recorded:
+            if attempt.outcome.error_kind == AuthExpired.kind:
+                await require_reauth(
+                    session, attempt.target, attempt.outcome.error or "its login expired"
+                )
+        await enqueue_publish_jobs(deps.redis, _next_jobs(deps.settings, recorded))
         await session.commit()
-    record_publish(target.platform, outcome.attempt_outcome, target.scheduled_at, clock.now())
-    log.info(
-        "publish attempt finished",
-        target_id=str(target.id),
-        platform=target.platform,
-        outcome=outcome.attempt_outcome,
-        status=outcome.status.value,
-    )
+    now = clock.now()
+    for attempt in recorded:
+        target, outcome = attempt.target, attempt.outcome
+        record_publish(target.platform, outcome.attempt_outcome, target.scheduled_at, now)
+        log.info(
+            "publish attempt finished",
+            target_id=str(target.id),
+            platform=target.platform,
+            outcome=outcome.attempt_outcome,
+            status=outcome.status.value,
+        )
 
 
-def _next_job(target: ClaimedTarget, outcome: Outcome) -> PublishJob:
+def _next_jobs(settings: Settings, recorded: Sequence[Attempt]) -> list[PublishJob]:
+    """Jobs for the targets that go again (retries and rate-limit waits), grouped like the
+    scheduler's: targets of a platform due again at the same instant share a job."""
+    again = [
+        (a.target.platform, due, _next_job(a.target, a.outcome))
+        for a in recorded
+        if (due := a.outcome.next_attempt_at) is not None
+    ]
+    return group_jobs(again, settings.publisher_job_size)
+
+
+def _next_job(target: ClaimedTarget, outcome: Outcome) -> JobTarget:
     assert outcome.next_attempt_at is not None
     if outcome.status is TargetStatus.ENQUEUED:
         # Re-deferred, same attempt: the id must still differ from the job running now.
         attempt = target.attempts
         job_id = waiting_job_id(target.id, target.revision, attempt, outcome.next_attempt_at)
-    else:
-        attempt = target.attempts + 1
-        job_id = None
-    return PublishJob(
-        target_id=target.id,
-        revision=target.revision,
-        attempt=attempt,
-        platform=target.platform,
-        defer_until=outcome.next_attempt_at,
-        job_id=job_id,
-    )
+        return JobTarget(target.id, target.revision, attempt, job_id)
+    return JobTarget(target.id, target.revision, target.attempts + 1)

@@ -27,19 +27,21 @@ from herald_common.http import create_http_client
 from herald_common.logging import configure_logging, get_logger
 from herald_common.platforms.registry import PLATFORM_NAMES, build_platforms
 from herald_common.probe_server import start_probe_server
-from herald_common.queue import PUBLISH_TARGET, deserialize, queue_name, serialize
+from herald_common.queue import PUBLISH_TARGETS, deserialize, queue_name, serialize
 from herald_common.settings import Settings, get_settings
 from herald_publisher.observability import job_log_context, publisher_probes
-from herald_publisher.publish import PublisherDeps, publish_target
+from herald_publisher.publish import PublisherDeps, publish_targets
 
 log = get_logger(__name__)
 DEPS = "herald"
 
 
-async def _publish_target_job(ctx: dict[str, Any], target_id: str, revision: int) -> str:
+async def _publish_targets_job(ctx: dict[str, Any], targets: list[list[Any]]) -> dict[str, str]:
     deps: PublisherDeps = ctx[DEPS]
-    with job_log_context(ctx, target_id):
-        return await publish_target(deps, uuid.UUID(target_id), revision)
+    wanted = [(uuid.UUID(target_id), int(revision)) for target_id, revision in targets]
+    with job_log_context(ctx, len(wanted)):
+        results = await publish_targets(deps, wanted)
+    return {str(target_id): result for target_id, result in results.items()}
 
 
 @asynccontextmanager
@@ -67,7 +69,7 @@ def build_workers(settings: Settings, redis: ArqRedis, deps: PublisherDeps) -> l
         raise ValueError(f"unknown platforms in HERALD_PUBLISHER_PLATFORMS: {sorted(unknown)}")
     return [
         Worker(
-            functions=[func(_publish_target_job, name=PUBLISH_TARGET)],
+            functions=[func(_publish_targets_job, name=PUBLISH_TARGETS)],
             queue_name=queue_name(platform),
             redis_pool=redis,
             handle_signals=False,

@@ -1,9 +1,10 @@
-"""One scheduler pass: lock due targets, enqueue them with exact deferral, mark them enqueued.
+"""One scheduler pass: take due targets (locked and marked enqueued in one statement), enqueue
+their jobs with exact deferral, commit.
 
 Order matters. Jobs are enqueued *before* the commit, with deterministic ids: if the process
 dies in between, the rows are still pending, the next pass enqueues the same ids again, and
 Redis keeps one job per id, so nothing is published twice. A job that fires before the commit
-finds its row locked and waits for it (see claim_target).
+finds its row locked and waits for it (see claims.claim_targets).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common import clock
-from herald_common.db.repositories.targets import lock_due_targets, mark_enqueued
+from herald_common.db.repositories.targets import take_due_targets
 from herald_common.logging import get_logger
-from herald_common.queue import PublishJob, enqueue_publish_jobs
+from herald_common.queue import JobTarget, enqueue_publish_jobs, group_jobs
 from herald_common.settings import Settings
 from herald_scheduler.observability import observed_batch, observed_pass
 
@@ -27,22 +28,15 @@ log = get_logger(__name__)
 async def enqueue_batch(session: AsyncSession, redis: Redis, settings: Settings) -> int:
     """Move one batch of due targets into the queue; returns how many. Commits."""
     horizon_end = clock.now() + timedelta(seconds=settings.scheduler_horizon_seconds)
-    due = await lock_due_targets(session, horizon_end, settings.scheduler_batch_size)
+    due = await take_due_targets(session, horizon_end, settings.scheduler_batch_size)
     if not due:
         await session.rollback()
         return 0
-    jobs = [
-        PublishJob(
-            target_id=t.id,
-            revision=t.revision,
-            attempt=t.attempts + 1,
-            platform=t.platform,
-            defer_until=t.scheduled_at,
-        )
-        for t in due
-    ]
+    jobs = group_jobs(
+        ((t.platform, t.scheduled_at, JobTarget(t.id, t.revision, t.attempts + 1)) for t in due),
+        settings.publisher_job_size,
+    )
     await enqueue_publish_jobs(redis, jobs)
-    await mark_enqueued(session, [t.id for t in due])
     await session.commit()
     return len(due)
 

@@ -5,8 +5,8 @@ die mid-publish. Postgres still knows every in-flight target, so this pass re-cr
 each one should have:
 
 - ``enqueued`` / ``retrying`` targets overdue by the grace period get their job again, under
-  the same deterministic id: where the job still exists (a busy queue, not a lost one) the
-  enqueue is a no-op;
+  the same deterministic id: where the job still exists, or a live job carries the target
+  with others (a busy queue, not a lost one), the enqueue is a no-op;
 - ``publishing`` targets past the claim lease get a reclaim job, which takes the claim over
   and asks the platform whether the post went out before sending anything.
 """
@@ -22,10 +22,12 @@ from herald_common import clock
 from herald_common.db.repositories.targets import StrandedTarget, lock_stranded_targets
 from herald_common.logging import get_logger
 from herald_common.queue import (
+    JobTarget,
     PublishJob,
     enqueue_publish_jobs,
     publish_job_id,
     reclaim_job_id,
+    single_job,
     waiting_job_id,
 )
 from herald_common.settings import Settings
@@ -43,13 +45,10 @@ def job_for(target: StrandedTarget) -> PublishJob:
         job_id = waiting_job_id(target.id, target.revision, target.attempts + 1, target.due_at)
     else:
         job_id = publish_job_id(target.id, target.revision, target.attempts + 1)
-    return PublishJob(
-        target_id=target.id,
-        revision=target.revision,
-        attempt=target.attempts + 1,
-        platform=target.platform,
-        defer_until=max(target.due_at, now),
-        job_id=job_id,
+    return single_job(
+        target.platform,
+        max(target.due_at, now),
+        JobTarget(target.id, target.revision, target.attempts + 1, job_id),
     )
 
 

@@ -1,0 +1,372 @@
+"""The publisher's claim and record, a job's targets at a time.
+
+Each target is still claimed and recorded on its own terms (its revision, its claim id, the
+statuses it may move from), but in one statement per step for the whole job: at the top of
+the hour a publisher claims and records thousands of targets a second, and a round of
+statements per target made the publisher's CPU, not the platforms, the limit.
+
+Locks are taken in one order everywhere a publisher takes several: target rows by id when
+claiming; post rows by id, before their targets, when recording (the API locks a post before
+its targets too). Two publishers claiming overlapping jobs, or recording targets of the same
+posts, then wait for each other instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Integer,
+    Table,
+    TableValuedAlias,
+    Text,
+    Uuid,
+    bindparam,
+    case,
+    column,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
+
+from herald_common.db.models import Post, PostTarget, PublishAttempt, SocialAccount
+from herald_common.db.repositories.targets import add_notification
+from herald_common.statuses import (
+    CLAIMABLE,
+    TargetStatus,
+    derive_post_status,
+    sources_of,
+)
+
+T = PostTarget.__table__.c
+P = Post.__table__.c
+A = SocialAccount.__table__.c
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTarget:
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    post_id: uuid.UUID
+    account_id: uuid.UUID
+    platform: str
+    revision: int
+    attempts: int
+    scheduled_at: datetime | None
+    text: str
+    media_ids: list[str]
+    claim_id: uuid.UUID
+    account_external_id: str
+    account_handle: str
+    account_status: str
+    account_instance_url: str | None
+    access_token_enc: bytes | None
+    account_token_expires_at: datetime | None
+    # True when this claim took the target over from a claim whose lease ran out: the earlier
+    # attempt may have reached the platform, so it must be reconciled before anything is sent.
+    reclaimed: bool = False
+    # When the lapsed claim began, i.e. when its request may have been sent.
+    previous_claimed_at: datetime | None = None
+
+
+# The tables, not the mapped classes: these statements are Core, and an executemany UPDATE
+# of a mapped class would be taken for the ORM's bulk update by primary key.
+PostTargets = cast(Table, PostTarget.__table__)
+Posts = cast(Table, Post.__table__)
+PublishAttempts = cast(Table, PublishAttempt.__table__)
+_TIMESTAMP = DateTime(timezone=True)
+
+
+def _unnest(**arrays: tuple[TypeEngine[Any], Sequence[Any]]) -> TableValuedAlias:
+    """``unnest(:a, :b, ...) AS v(a, b, ...)``: rows from parallel arrays, one bound
+    parameter per column however many rows there are."""
+    return (
+        func.unnest(
+            *(
+                bindparam(f"{name}_array", list(values), type_=ARRAY(t))
+                for name, (t, values) in arrays.items()
+            )
+        )
+        .table_valued(*(column(name, t) for name, (t, _) in arrays.items()))
+        .render_derived(name="v")
+    )
+
+
+async def claim_targets(
+    session: AsyncSession,
+    wanted: Sequence[tuple[uuid.UUID, int]],
+    now: datetime,
+    lease: timedelta,
+) -> list[ClaimedTarget]:
+    """Move each ``(target, revision)`` to ``publishing`` under a claim of its own; targets
+    that are stale (rescheduled, cancelled, done, or claimed by a live job) are left out.
+
+    The rows are locked first, in id order, and a lock is waited for rather than skipped: a
+    job due now can fire before the scheduler pass that enqueued it has committed, and must
+    then see the committed row. Postgres waits only where the committed row matches the
+    filter, which is why ``pending`` counts as claimable (docs/decisions.md). A target left
+    ``publishing`` past ``lease`` (its worker died mid-publish) is taken over, marked
+    ``reclaimed`` so the caller reconciles before publishing.
+    """
+    if not wanted:
+        return []
+    v = _unnest(
+        id=(Uuid(), [target_id for target_id, _ in wanted]),
+        revision=(Integer(), [revision for _, revision in wanted]),
+        claim_id=(Uuid(), [uuid.uuid4() for _ in wanted]),
+    )
+    lapsed = (T.status == TargetStatus.PUBLISHING) & (T.claimed_at < now - lease)
+    locked = (
+        select(
+            T.id,
+            v.c.claim_id,
+            T.status.label("previous_status"),
+            T.claimed_at.label("previous_claimed_at"),
+        )
+        .join_from(PostTargets, v, (T.id == v.c.id) & (T.revision == v.c.revision))
+        .where(T.status.in_(CLAIMABLE) | lapsed)
+        .order_by(T.id)
+        .with_for_update(of=PostTargets)
+        .cte("locked")
+    )
+    claimed = (
+        update(PostTargets)
+        .where(T.id == locked.c.id)
+        .values(
+            status=TargetStatus.PUBLISHING,
+            claim_id=locked.c.claim_id,
+            claimed_at=now,
+            attempts=T.attempts + 1,
+            updated_at=func.now(),
+        )
+        .returning(
+            T.id, T.workspace_id, T.post_id, T.account_id, T.platform, T.revision,
+            T.attempts, T.scheduled_at, T.content_override, T.claim_id,
+            locked.c.previous_status, locked.c.previous_claimed_at,
+        )
+        .cte("claimed")
+    )  # fmt: skip
+    rows = await session.execute(
+        select(
+            claimed.c.id,
+            claimed.c.workspace_id,
+            claimed.c.post_id,
+            claimed.c.account_id,
+            claimed.c.platform,
+            claimed.c.revision,
+            claimed.c.attempts,
+            claimed.c.scheduled_at,
+            func.coalesce(claimed.c.content_override, P.content).label("text"),
+            P.media_ids,
+            claimed.c.claim_id,
+            A.external_id.label("account_external_id"),
+            A.handle.label("account_handle"),
+            A.status.label("account_status"),
+            A.instance_url.label("account_instance_url"),
+            A.access_token_enc,
+            A.token_expires_at.label("account_token_expires_at"),
+            claimed.c.previous_status,
+            claimed.c.previous_claimed_at,
+        )
+        .join(Post, P.id == claimed.c.post_id)
+        .join(SocialAccount, A.id == claimed.c.account_id)
+        .order_by(claimed.c.id)
+    )
+    targets = []
+    for row in rows:
+        fields = row._asdict()
+        reclaimed = fields.pop("previous_status") == TargetStatus.PUBLISHING
+        previous_claimed_at = fields.pop("previous_claimed_at")
+        targets.append(
+            ClaimedTarget(
+                **fields,
+                reclaimed=reclaimed,
+                previous_claimed_at=previous_claimed_at if reclaimed else None,
+            )
+        )
+    return targets
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt ended in, as recorded on the target and in publish_attempts."""
+
+    status: TargetStatus
+    attempt_outcome: str
+    remote_id: str | None = None
+    remote_url: str | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    next_attempt_at: datetime | None = None
+    # Held: back to pending but not due (scheduled_at NULL) until the account is reconnected.
+    hold: bool = False
+    # Set for outcomes a person must hear about (terminal failure, unknown outcome).
+    notify: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One claimed target's finished attempt, ready to record."""
+
+    target: ClaimedTarget
+    outcome: Outcome
+    started_at: datetime
+    finished_at: datetime
+
+
+async def record_outcomes(
+    session: AsyncSession, attempts: Sequence[Attempt], *, worker: str
+) -> list[Attempt]:
+    """Record each attempt on its target, in publish_attempts and in its post's status.
+
+    A target whose claim was lost meanwhile (taken over after its lease) is left as its new
+    owner has it and nothing is written for it. Returns the attempts recorded.
+    """
+    for attempt in attempts:
+        if TargetStatus.PUBLISHING not in sources_of(attempt.outcome.status):
+            raise ValueError(f"an attempt cannot end in {attempt.outcome.status}")
+    if not attempts:
+        return []
+    posts = await _lock_posts(session, {a.target.post_id for a in attempts})
+    recorded_ids = await _update_targets(session, attempts)
+    recorded = [a for a in attempts if a.target.id in recorded_ids]
+    if not recorded:
+        return []
+    await session.execute(
+        insert(PublishAttempts),
+        [
+            {
+                "workspace_id": a.target.workspace_id,
+                "target_id": a.target.id,
+                "attempt": a.target.attempts,
+                "revision": a.target.revision,
+                "claim_id": a.target.claim_id,
+                "worker": worker,
+                "started_at": a.started_at,
+                "finished_at": a.finished_at,
+                "outcome": a.outcome.attempt_outcome,
+                "http_status": a.outcome.http_status,
+                "remote_id": a.outcome.remote_id,
+                "error": a.outcome.error,
+            }
+            for a in recorded
+        ],
+    )
+    for a in recorded:
+        if a.outcome.notify is not None:
+            target = a.target
+            await add_notification(
+                session,
+                workspace_id=target.workspace_id,
+                kind=a.outcome.notify,
+                message=a.outcome.error or a.outcome.notify,
+                post_id=target.post_id,
+                target_id=target.id,
+                dedupe_key=f"{a.outcome.notify}:{target.id}:{target.revision}:{target.attempts}",
+            )
+    await _derive_post_statuses(
+        session, {a.target.post_id: posts[a.target.post_id] for a in recorded}
+    )
+    return recorded
+
+
+async def _lock_posts(session: AsyncSession, post_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    rows = await session.execute(
+        select(P.id, P.status).where(P.id.in_(sorted(post_ids))).order_by(P.id).with_for_update()
+    )
+    return {row.id: row.status for row in rows}
+
+
+async def _update_targets(session: AsyncSession, attempts: Sequence[Attempt]) -> set[uuid.UUID]:
+    outcomes = [a.outcome for a in attempts]
+    v = _unnest(
+        id=(Uuid(), [a.target.id for a in attempts]),
+        claim_id=(Uuid(), [a.target.claim_id for a in attempts]),
+        status=(Text(), [o.status.value for o in outcomes]),
+        error_kind=(Text(), [o.error_kind for o in outcomes]),
+        error=(Text(), [o.error for o in outcomes]),
+        next_attempt_at=(_TIMESTAMP, [o.next_attempt_at for o in outcomes]),
+        remote_id=(Text(), [o.remote_id for o in outcomes]),
+        remote_url=(Text(), [o.remote_url for o in outcomes]),
+        finished_at=(_TIMESTAMP, [a.finished_at for a in attempts]),
+        # Handing a rate-limited target back does not use up the attempt it was claimed for.
+        give_back=(Integer(), [int(o.status is TargetStatus.ENQUEUED) for o in outcomes]),
+        hold=(Boolean(), [o.hold for o in outcomes]),
+    ).c
+    published = v.status == TargetStatus.PUBLISHED.value
+    rows = await session.execute(
+        update(PostTargets)
+        .where(T.id == v.id, T.claim_id == v.claim_id, T.status == TargetStatus.PUBLISHING)
+        .values(
+            status=v.status,
+            error_kind=v.error_kind,
+            error=v.error,
+            next_attempt_at=v.next_attempt_at,
+            remote_id=case((published, v.remote_id), else_=T.remote_id),
+            remote_url=case((published, v.remote_url), else_=T.remote_url),
+            published_at=case((published, v.finished_at), else_=T.published_at),
+            attempts=T.attempts - v.give_back,
+            scheduled_at=case((v.hold, None), else_=T.scheduled_at),
+            claim_id=None,
+            claimed_at=None,
+            updated_at=func.now(),
+        )
+        .returning(T.id)
+    )
+    return set(rows.scalars())
+
+
+async def _derive_post_statuses(session: AsyncSession, current: dict[uuid.UUID, str]) -> None:
+    """Derive each post's status (``current`` maps post to its status) from its targets.
+
+    The caller locked the post rows: two jobs finishing targets of one post at once then
+    derive in turn, the second seeing the first's committed change, so the summary is never
+    stale.
+    """
+    statuses: dict[uuid.UUID, list[TargetStatus]] = {post_id: [] for post_id in current}
+    rows = await session.execute(select(T.post_id, T.status).where(T.post_id.in_(sorted(current))))
+    for post_id, status in rows:
+        statuses[post_id].append(TargetStatus(status))
+    changes = []
+    for post_id, post_status in current.items():
+        derived = derive_post_status(statuses[post_id], draft=post_status == "draft")
+        if derived != post_status:
+            changes.append({"post_id": post_id, "new_status": derived})
+    if changes:
+        await session.execute(
+            update(Posts)
+            .where(P.id == bindparam("post_id"))
+            .values(status=bindparam("new_status"), updated_at=func.now()),
+            changes,
+        )
+
+
+async def require_reauth(session: AsyncSession, target: ClaimedTarget, reason: str) -> None:
+    """Mark the account as needing a reconnect, telling its workspace once per lapse."""
+    changed = await session.execute(
+        update(SocialAccount)
+        .where(SocialAccount.id == target.account_id, SocialAccount.status == "active")
+        .values(status="requires_reauth", updated_at=func.now())
+        .returning(SocialAccount.id)
+    )
+    if changed.scalar_one_or_none() is not None:
+        await add_notification(
+            session,
+            workspace_id=target.workspace_id,
+            kind="account_requires_reauth",
+            message=f"@{target.account_handle} on {target.platform} must be reconnected: {reason}. "
+            "Its posts are held and will go out once it is.",
+            account_id=target.account_id,
+            dedupe_key=f"account_requires_reauth:{target.account_id}:{target.claim_id}",
+        )
