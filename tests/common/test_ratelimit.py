@@ -17,6 +17,7 @@ from herald_common.platforms.base import RateLimit
 from herald_common.ratelimit import (
     TokenBucket,
     acquire,
+    acquire_many,
     bucket_key,
     buckets_for,
     drain_for,
@@ -295,3 +296,24 @@ async def test_after_a_platform_reset_the_bucket_is_full_again(redis: Redis) -> 
     await asyncio.sleep(0.35)
     assert [await acquire(redis, [bucket]) for _ in range(5)] == [0.0] * 5
     assert await acquire(redis, [bucket]) > 0
+
+
+async def test_requests_of_one_call_are_served_in_turn(redis: Redis) -> None:
+    """A publisher job asks for all its targets at once: each request is all-or-nothing and
+    sees the debits of the ones before it."""
+    app = TokenBucket(f"herald:rl:test:{uuid.uuid4()}:app", capacity=3, per_seconds=DAY)
+    one = TokenBucket(f"herald:rl:test:{uuid.uuid4()}:acct", capacity=1, per_seconds=DAY)
+    two = TokenBucket(f"herald:rl:test:{uuid.uuid4()}:acct", capacity=2, per_seconds=DAY)
+    waits = await acquire_many(
+        redis, [[app, one], [app, one], [app, two], [], [app, two], [app, two]]
+    )
+    # one's second request finds it empty and takes nothing from app either, so app still
+    # serves both of two's first requests; the third finds app and two both empty.
+    assert [wait > 0 for wait in waits] == [False, True, False, False, False, True]
+    assert await _tokens(redis, app) == pytest.approx(0, abs=0.01)
+
+
+async def test_a_request_naming_a_bucket_twice_is_refused(redis: Redis) -> None:
+    bucket = TokenBucket(f"herald:rl:test:{uuid.uuid4()}", capacity=5, per_seconds=DAY)
+    with pytest.raises(ValueError, match="duplicate"):
+        await acquire_many(redis, [[bucket], [bucket, bucket]])

@@ -193,6 +193,29 @@ async def test_each_target_of_a_job_keeps_its_own_outcome(
     assert carried[limited] == (1, int(limited_due.timestamp() * 1000))
 
 
+class LimitedPlatform(KeyedPlatform):
+    limits: ClassVar[tuple[RateLimit, ...]] = (
+        RateLimit("posts", capacity=2, per_seconds=86_400, scope="account"),
+    )
+
+
+async def test_a_job_spends_each_accounts_tokens_once_per_target(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: Tenant,
+    deps_for: Callable[[Platform], PublisherDeps],
+) -> None:
+    targets = await insert_due_targets(
+        sessions, tenant.workspace_id, count=5, accounts=1, due_at=datetime.now(UTC)
+    )
+    platform = LimitedPlatform(settings)
+    results = await publish_targets(deps_for(platform), [(t, 1) for t in targets])
+
+    # One account, two tokens: two go out, three wait for the bucket, none is sent.
+    assert Counter(results.values()) == {"published": 2, "rate_limited": 3}
+    assert platform.calls == Counter(t for t, r in results.items() if r == "published")
+
+
 async def test_copies_of_a_job_running_at_once_publish_each_target_once(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,

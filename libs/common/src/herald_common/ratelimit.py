@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 from weakref import WeakKeyDictionary
 
@@ -32,46 +32,60 @@ KEY_PREFIX = "herald:rl:"
 # microseconds (~2**51) exactly, while seconds as floats would lose precision on the way.
 _MICROS = 1_000_000
 
-# ARGV per bucket: capacity, per (µs), cost. Returns 0 after debiting every bucket, else the
-# wait in µs until all of them would hold enough, having debited none.
+# Takes tokens for several requests in turn (a publisher job asks for all its targets at once).
+# ARGV: the number of requests, then per request its number of buckets n and, per bucket,
+# capacity, per (µs), cost; KEYS: every request's buckets in order. Returns, per request, 0
+# after debiting every one of its buckets, else the wait in µs until all of them would hold
+# enough, having debited none. A request sees the debits of the requests before it.
 _ACQUIRE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local held, stamps, wait = {}, {}, 0
-for i = 1, #KEYS do
-  local capacity = tonumber(ARGV[3 * i - 2])
-  local rate = capacity / tonumber(ARGV[3 * i - 1])
-  local cost = tonumber(ARGV[3 * i])
-  local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
-  local tokens = tonumber(state[1]) or capacity
-  local ts = tonumber(state[2]) or now
-  -- A ts in the future is a drain: the bucket gives nothing before it.
-  if ts > now then
-    wait = math.max(wait, ts - now + math.max(0, cost - tokens) / rate)
-  else
-    tokens = math.min(capacity, tokens + (now - ts) * rate)
-    ts = now
-    if tokens < cost then
-      wait = math.max(wait, (cost - tokens) / rate)
+
+local function take(k0, a0, n)
+  local held, stamps, wait = {}, {}, 0
+  for i = 1, n do
+    local capacity = tonumber(ARGV[a0 + 3 * i - 2])
+    local rate = capacity / tonumber(ARGV[a0 + 3 * i - 1])
+    local cost = tonumber(ARGV[a0 + 3 * i])
+    local state = redis.call('HMGET', KEYS[k0 + i], 'tokens', 'ts')
+    local tokens = tonumber(state[1]) or capacity
+    local ts = tonumber(state[2]) or now
+    -- A ts in the future is a drain: the bucket gives nothing before it.
+    if ts > now then
+      wait = math.max(wait, ts - now + math.max(0, cost - tokens) / rate)
+    else
+      tokens = math.min(capacity, tokens + (now - ts) * rate)
+      ts = now
+      if tokens < cost then
+        wait = math.max(wait, (cost - tokens) / rate)
+      end
     end
+    held[i], stamps[i] = tokens, ts
   end
-  held[i], stamps[i] = tokens, ts
+  if wait > 0 then
+    return math.ceil(wait)
+  end
+  for i = 1, n do
+    local capacity = tonumber(ARGV[a0 + 3 * i - 2])
+    local per = tonumber(ARGV[a0 + 3 * i - 1])
+    local left = held[i] - tonumber(ARGV[a0 + 3 * i])
+    -- %.17g and %.0f: Redis would otherwise store numbers with 14 digits, truncating ts.
+    redis.call('HSET', KEYS[k0 + i], 'tokens', string.format('%.17g', left),
+               'ts', string.format('%.0f', stamps[i]))
+    -- Once full again the hash says nothing an absent key would not.
+    local refill = stamps[i] - now + (capacity - left) * per / capacity
+    redis.call('PEXPIRE', KEYS[k0 + i], math.max(1, math.ceil(refill / 1000)))
+  end
+  return 0
 end
-if wait > 0 then
-  return math.ceil(wait)
+
+local waits, k, a = {}, 0, 2
+for r = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[a])
+  waits[r] = take(k, a, n)
+  k, a = k + n, a + 1 + 3 * n
 end
-for i = 1, #KEYS do
-  local capacity = tonumber(ARGV[3 * i - 2])
-  local per = tonumber(ARGV[3 * i - 1])
-  local left = held[i] - tonumber(ARGV[3 * i])
-  -- %.17g and %.0f: Redis would otherwise store numbers with 14 digits, truncating ts.
-  redis.call('HSET', KEYS[i], 'tokens', string.format('%.17g', left),
-             'ts', string.format('%.0f', stamps[i]))
-  -- Once full again the hash says nothing an absent key would not.
-  local refill = stamps[i] - now + (capacity - left) * per / capacity
-  redis.call('PEXPIRE', KEYS[i], math.max(1, math.ceil(refill / 1000)))
-end
-return 0
+return waits
 """
 
 # ARGV: capacity, per (µs), cost, block for (µs from Redis's now), block until (epoch µs).
@@ -142,18 +156,29 @@ async def acquire(redis: Redis, buckets: Sequence[TokenBucket]) -> float:
     Returns 0.0 when taken, else the seconds until all buckets would hold enough (nothing
     taken; the caller re-defers rather than sleeping).
     """
-    if not buckets:
-        return 0.0
-    keys = [bucket.key for bucket in buckets]
-    # The script reads every bucket before writing any, so a repeated key would be debited
-    # once while checked as if it were two buckets.
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"duplicate rate-limit buckets: {keys}")
-    args: list[int] = []
-    for bucket in buckets:
-        args += [bucket.capacity, _per_micros(bucket), bucket.cost]
-    wait_micros = await _run(redis, _ACQUIRE_SCRIPT, keys, args)
-    return wait_micros / _MICROS
+    [wait] = await acquire_many(redis, [buckets])
+    return wait
+
+
+async def acquire_many(redis: Redis, requests: Sequence[Sequence[TokenBucket]]) -> list[float]:
+    """:func:`acquire` for several requests in one round trip, in order: each request's wait
+    (0.0 when its tokens were taken)."""
+    keys: list[str] = []
+    args: list[int] = [len(requests)]
+    for buckets in requests:
+        request_keys = [bucket.key for bucket in buckets]
+        # The script reads every bucket of a request before writing any, so a repeated key
+        # would be debited once while checked as if it were two buckets.
+        if len(set(request_keys)) != len(request_keys):
+            raise ValueError(f"duplicate rate-limit buckets: {request_keys}")
+        keys += request_keys
+        args.append(len(buckets))
+        for bucket in buckets:
+            args += [bucket.capacity, _per_micros(bucket), bucket.cost]
+    if not keys:
+        return [0.0] * len(requests)
+    waits = cast(list[int], await _run(redis, _ACQUIRE_SCRIPT, keys, args))
+    return [wait / _MICROS for wait in waits]
 
 
 async def drain_until(redis: Redis, bucket: TokenBucket, until_epoch_seconds: float) -> float:
@@ -177,14 +202,14 @@ def _per_micros(bucket: TokenBucket) -> int:
 
 async def _drain(redis: Redis, bucket: TokenBucket, for_micros: int, until_micros: int) -> float:
     args = [bucket.capacity, _per_micros(bucket), bucket.cost, for_micros, until_micros]
-    wait_micros = await _run(redis, _DRAIN_SCRIPT, [bucket.key], args)
+    wait_micros = cast(int, await _run(redis, _DRAIN_SCRIPT, [bucket.key], args))
     return wait_micros / _MICROS
 
 
-async def _run(redis: Redis, source: str, keys: list[str], args: list[int]) -> int:
+async def _run(redis: Redis, source: str, keys: list[str], args: list[int]) -> Any:
     scripts = _scripts.setdefault(redis, {})
     script = scripts.get(source)
     if script is None:
         script = scripts[source] = redis.register_script(source)
-    # redis-py leaves a script's result untyped; both scripts return an integer reply.
-    return cast(int, await script(keys, args))
+    # redis-py leaves a script's result untyped: the callers know their script's reply.
+    return await script(keys, args)

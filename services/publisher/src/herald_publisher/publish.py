@@ -54,7 +54,7 @@ from herald_common.queue import (
     group_jobs,
     waiting_job_id,
 )
-from herald_common.ratelimit import acquire, buckets_for, drain_for
+from herald_common.ratelimit import TokenBucket, acquire, acquire_many, buckets_for, drain_for
 from herald_common.settings import Settings
 from herald_common.statuses import AccountStatus, TargetStatus
 
@@ -93,7 +93,10 @@ async def publish_targets(
         log.debug("stale or duplicate targets dropped", count=len(wanted) - len(claimed))
     if not claimed:
         return results
-    finished = await asyncio.gather(*(_attempt_timed(deps, t, started) for t in claimed))
+    waits = await _take_tokens(deps, claimed)
+    finished = await asyncio.gather(
+        *(_attempt_timed(deps, t, started, wait) for t, wait in zip(claimed, waits, strict=True))
+    )
     attempts = [a for a in finished if a is not None]
     await _record(deps, attempts)
     for target, attempt in zip(claimed, finished, strict=True):
@@ -106,21 +109,46 @@ async def publish_target(deps: PublisherDeps, target_id: uuid.UUID, revision: in
     return (await publish_targets(deps, [(target_id, revision)]))[target_id]
 
 
+async def _take_tokens(deps: PublisherDeps, claimed: Sequence[ClaimedTarget]) -> list[float | None]:
+    """The rate-limit wait of each target, from one round trip for the whole job; None for a
+    target that takes its tokens later, if at all. A reclaimed target is asked about first
+    (handed back unasked, its next claim would not know to ask), and a held account sends
+    nothing. A target whose token then fails to refresh has spent its tokens without a call:
+    the limits are kept, never exceeded."""
+    asking = [
+        i
+        for i, t in enumerate(claimed)
+        if t.account_status == AccountStatus.ACTIVE and not t.reclaimed
+    ]
+    requests = [_buckets(deps, claimed[i]) for i in asking]
+    waits: list[float | None] = [None] * len(claimed)
+    for i, wait in zip(asking, await acquire_many(deps.redis, requests), strict=True):
+        waits[i] = wait
+    return waits
+
+
+def _buckets(deps: PublisherDeps, target: ClaimedTarget) -> list[TokenBucket]:
+    platform = deps.platforms[target.platform]
+    return buckets_for(platform.name, platform.limits, target.account_id)
+
+
 async def _attempt_timed(
-    deps: PublisherDeps, target: ClaimedTarget, started: datetime
+    deps: PublisherDeps, target: ClaimedTarget, started: datetime, wait: float | None
 ) -> Attempt | None:
     """One target's attempt. A failure of Herald's own (a bug, not the platform's answer)
     leaves the target claimed rather than guess at its outcome: the lease runs out and a
     reclaim job asks the platform what happened, while the job's other targets are recorded."""
     try:
-        outcome = await _attempt(deps, target, started)
+        outcome = await _attempt(deps, target, started, wait)
     except Exception:
         log.exception("publish attempt crashed", target_id=str(target.id))
         return None
     return Attempt(target=target, outcome=outcome, started_at=started, finished_at=clock.now())
 
 
-async def _attempt(deps: PublisherDeps, target: ClaimedTarget, started: datetime) -> Outcome:
+async def _attempt(
+    deps: PublisherDeps, target: ClaimedTarget, started: datetime, wait: float | None
+) -> Outcome:
     if target.account_status != AccountStatus.ACTIVE:
         return _held(f"the account is {target.account_status.replace('_', ' ')}")
     platform = deps.platforms[target.platform]
@@ -143,8 +171,9 @@ async def _attempt(deps: PublisherDeps, target: ClaimedTarget, started: datetime
         found = await _look_up(platform, replace(request, first_attempt_at=first), "reclaimed")
         if found is not None:
             return found
-    buckets = buckets_for(platform.name, platform.limits, target.account_id)
-    wait = await acquire(deps.redis, buckets)
+    buckets = _buckets(deps, target)
+    if wait is None:
+        wait = await acquire(deps.redis, buckets)
     record_rate_limit_wait(platform.name, wait)
     if wait > 0:
         return _rate_limited(wait, "our rate limit for this account or platform")

@@ -27,6 +27,7 @@ from sqlalchemy import (
     TableValuedAlias,
     Text,
     Uuid,
+    any_,
     bindparam,
     case,
     column,
@@ -37,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select, Update
 from sqlalchemy.types import TypeEngine
 
 from herald_common.db.models import Post, PostTarget, PublishAttempt, SocialAccount
@@ -87,54 +89,32 @@ PublishAttempts = cast(Table, PublishAttempt.__table__)
 _TIMESTAMP = DateTime(timezone=True)
 
 
-def _unnest(**arrays: tuple[TypeEngine[Any], Sequence[Any]]) -> TableValuedAlias:
-    """``unnest(:a, :b, ...) AS v(a, b, ...)``: rows from parallel arrays, one bound
-    parameter per column however many rows there are."""
+def _rows(name: str, **columns: TypeEngine[Any]) -> TableValuedAlias:
+    """``unnest(:a, :b, ...) AS name(a, b, ...)``: rows from parallel arrays bound as the
+    parameters ``a``, ``b``, ...: one parameter per column however many rows there are."""
     return (
-        func.unnest(
-            *(
-                bindparam(f"{name}_array", list(values), type_=ARRAY(t))
-                for name, (t, values) in arrays.items()
-            )
-        )
-        .table_valued(*(column(name, t) for name, (t, _) in arrays.items()))
-        .render_derived(name="v")
+        func.unnest(*(bindparam(column, type_=ARRAY(t)) for column, t in columns.items()))
+        .table_valued(*(column(key, t) for key, t in columns.items()))
+        .render_derived(name=name)
     )
 
 
-async def claim_targets(
-    session: AsyncSession,
-    wanted: Sequence[tuple[uuid.UUID, int]],
-    now: datetime,
-    lease: timedelta,
-) -> list[ClaimedTarget]:
-    """Move each ``(target, revision)`` to ``publishing`` under a claim of its own; targets
-    that are stale (rescheduled, cancelled, done, or claimed by a live job) are left out.
-
-    The rows are locked first, in id order, and a lock is waited for rather than skipped: a
-    job due now can fire before the scheduler pass that enqueued it has committed, and must
-    then see the committed row. Postgres waits only where the committed row matches the
-    filter, which is why ``pending`` counts as claimable (docs/decisions.md). A target left
-    ``publishing`` past ``lease`` (its worker died mid-publish) is taken over, marked
-    ``reclaimed`` so the caller reconciles before publishing.
-    """
-    if not wanted:
-        return []
-    v = _unnest(
-        id=(Uuid(), [target_id for target_id, _ in wanted]),
-        revision=(Integer(), [revision for _, revision in wanted]),
-        claim_id=(Uuid(), [uuid.uuid4() for _ in wanted]),
-    )
-    lapsed = (T.status == TargetStatus.PUBLISHING) & (T.claimed_at < now - lease)
+def _claim_statement() -> Select[Any]:
+    wanted = _rows("wanted", target_id=Uuid(), target_revision=Integer(), new_claim_id=Uuid())
+    lapsed = (T.status == TargetStatus.PUBLISHING) & (T.claimed_at < bindparam("lapsed_before"))
     locked = (
         select(
             T.id,
-            v.c.claim_id,
+            wanted.c.new_claim_id,
             T.status.label("previous_status"),
             T.claimed_at.label("previous_claimed_at"),
         )
-        .join_from(PostTargets, v, (T.id == v.c.id) & (T.revision == v.c.revision))
-        .where(T.status.in_(CLAIMABLE) | lapsed)
+        .join_from(
+            PostTargets,
+            wanted,
+            (T.id == wanted.c.target_id) & (T.revision == wanted.c.target_revision),
+        )
+        .where(T.status.in_(sorted(CLAIMABLE)) | lapsed)
         .order_by(T.id)
         .with_for_update(of=PostTargets)
         .cte("locked")
@@ -144,8 +124,8 @@ async def claim_targets(
         .where(T.id == locked.c.id)
         .values(
             status=TargetStatus.PUBLISHING,
-            claim_id=locked.c.claim_id,
-            claimed_at=now,
+            claim_id=locked.c.new_claim_id,
+            claimed_at=bindparam("claimed_now"),
             attempts=T.attempts + 1,
             updated_at=func.now(),
         )
@@ -156,7 +136,7 @@ async def claim_targets(
         )
         .cte("claimed")
     )  # fmt: skip
-    rows = await session.execute(
+    return (
         select(
             claimed.c.id,
             claimed.c.workspace_id,
@@ -178,9 +158,44 @@ async def claim_targets(
             claimed.c.previous_status,
             claimed.c.previous_claimed_at,
         )
-        .join(Post, P.id == claimed.c.post_id)
-        .join(SocialAccount, A.id == claimed.c.account_id)
+        .join(Posts, P.id == claimed.c.post_id)
+        .join(SocialAccount.__table__, A.id == claimed.c.account_id)
         .order_by(claimed.c.id)
+    )
+
+
+# Built once: the hot-path statements take only parameters, so SQLAlchemy's compiled cache
+# is hit without rebuilding or re-keying a statement per job.
+_CLAIM = _claim_statement()
+
+
+async def claim_targets(
+    session: AsyncSession,
+    wanted: Sequence[tuple[uuid.UUID, int]],
+    now: datetime,
+    lease: timedelta,
+) -> list[ClaimedTarget]:
+    """Move each ``(target, revision)`` to ``publishing`` under a claim of its own; targets
+    that are stale (rescheduled, cancelled, done, or claimed by a live job) are left out.
+
+    The rows are locked first, in id order, and a lock is waited for rather than skipped: a
+    job due now can fire before the scheduler pass that enqueued it has committed, and must
+    then see the committed row. Postgres waits only where the committed row matches the
+    filter, which is why ``pending`` counts as claimable (docs/decisions.md). A target left
+    ``publishing`` past ``lease`` (its worker died mid-publish) is taken over, marked
+    ``reclaimed`` so the caller reconciles before publishing.
+    """
+    if not wanted:
+        return []
+    rows = await session.execute(
+        _CLAIM,
+        {
+            "target_id": [target_id for target_id, _ in wanted],
+            "target_revision": [revision for _, revision in wanted],
+            "new_claim_id": [uuid.uuid4() for _ in wanted],
+            "claimed_now": now,
+            "lapsed_before": now - lease,
+        },
     )
     targets = []
     for row in rows:
@@ -225,6 +240,77 @@ class Attempt:
     finished_at: datetime
 
 
+def _record_statement() -> Update:
+    v = _rows(
+        "outcome",
+        outcome_target=Uuid(),
+        outcome_claim=Uuid(),
+        outcome_status=Text(),
+        outcome_error_kind=Text(),
+        outcome_error=Text(),
+        outcome_next_attempt_at=_TIMESTAMP,
+        outcome_remote_id=Text(),
+        outcome_remote_url=Text(),
+        outcome_finished_at=_TIMESTAMP,
+        outcome_give_back=Integer(),
+        outcome_hold=Boolean(),
+    ).c
+    published = v.outcome_status == TargetStatus.PUBLISHED.value
+    return (
+        update(PostTargets)
+        .where(
+            T.id == v.outcome_target,
+            T.claim_id == v.outcome_claim,
+            T.status == TargetStatus.PUBLISHING,
+        )
+        .values(
+            status=v.outcome_status,
+            error_kind=v.outcome_error_kind,
+            error=v.outcome_error,
+            next_attempt_at=v.outcome_next_attempt_at,
+            remote_id=case((published, v.outcome_remote_id), else_=T.remote_id),
+            remote_url=case((published, v.outcome_remote_url), else_=T.remote_url),
+            published_at=case((published, v.outcome_finished_at), else_=T.published_at),
+            attempts=T.attempts - v.outcome_give_back,
+            scheduled_at=case((v.outcome_hold, None), else_=T.scheduled_at),
+            claim_id=None,
+            claimed_at=None,
+            updated_at=func.now(),
+        )
+        .returning(T.id)
+    )
+
+
+_ATTEMPT_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "workspace_id": Uuid(),
+    "target_id": Uuid(),
+    "attempt": Integer(),
+    "revision": Integer(),
+    "claim_id": Uuid(),
+    "worker": Text(),
+    "started_at": _TIMESTAMP,
+    "finished_at": _TIMESTAMP,
+    "outcome": Text(),
+    "http_status": Integer(),
+    "remote_id": Text(),
+    "error": Text(),
+}
+_RECORD = _record_statement()
+_INSERT_ATTEMPTS = insert(PublishAttempts).from_select(
+    list(_ATTEMPT_COLUMNS),
+    select(_rows("attempt_rows", **{f"a_{k}": t for k, t in _ATTEMPT_COLUMNS.items()})),
+)
+_post_ids = bindparam("post_ids", type_=ARRAY(Uuid()))
+_LOCK_POSTS = select(P.id, P.status).where(P.id == any_(_post_ids)).order_by(P.id).with_for_update()
+_TARGET_STATUSES = select(T.post_id, T.status).where(T.post_id == any_(_post_ids))
+_new_statuses = _rows("new_statuses", post_id=Uuid(), new_status=Text()).c
+_UPDATE_POSTS = (
+    update(Posts)
+    .where(P.id == _new_statuses.post_id)
+    .values(status=_new_statuses.new_status, updated_at=func.now())
+)
+
+
 async def record_outcomes(
     session: AsyncSession, attempts: Sequence[Attempt], *, worker: str
 ) -> list[Attempt]:
@@ -243,25 +329,9 @@ async def record_outcomes(
     recorded = [a for a in attempts if a.target.id in recorded_ids]
     if not recorded:
         return []
+    rows = [_attempt_row(a, worker) for a in recorded]
     await session.execute(
-        insert(PublishAttempts),
-        [
-            {
-                "workspace_id": a.target.workspace_id,
-                "target_id": a.target.id,
-                "attempt": a.target.attempts,
-                "revision": a.target.revision,
-                "claim_id": a.target.claim_id,
-                "worker": worker,
-                "started_at": a.started_at,
-                "finished_at": a.finished_at,
-                "outcome": a.outcome.attempt_outcome,
-                "http_status": a.outcome.http_status,
-                "remote_id": a.outcome.remote_id,
-                "error": a.outcome.error,
-            }
-            for a in recorded
-        ],
+        _INSERT_ATTEMPTS, {f"a_{key}": [row[key] for row in rows] for key in _ATTEMPT_COLUMNS}
     )
     for a in recorded:
         if a.outcome.notify is not None:
@@ -281,48 +351,47 @@ async def record_outcomes(
     return recorded
 
 
+def _attempt_row(a: Attempt, worker: str) -> dict[str, Any]:
+    return {
+        "workspace_id": a.target.workspace_id,
+        "target_id": a.target.id,
+        "attempt": a.target.attempts,
+        "revision": a.target.revision,
+        "claim_id": a.target.claim_id,
+        "worker": worker,
+        "started_at": a.started_at,
+        "finished_at": a.finished_at,
+        "outcome": a.outcome.attempt_outcome,
+        "http_status": a.outcome.http_status,
+        "remote_id": a.outcome.remote_id,
+        "error": a.outcome.error,
+    }
+
+
 async def _lock_posts(session: AsyncSession, post_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    rows = await session.execute(
-        select(P.id, P.status).where(P.id.in_(sorted(post_ids))).order_by(P.id).with_for_update()
-    )
+    rows = await session.execute(_LOCK_POSTS, {"post_ids": sorted(post_ids)})
     return {row.id: row.status for row in rows}
 
 
 async def _update_targets(session: AsyncSession, attempts: Sequence[Attempt]) -> set[uuid.UUID]:
     outcomes = [a.outcome for a in attempts]
-    v = _unnest(
-        id=(Uuid(), [a.target.id for a in attempts]),
-        claim_id=(Uuid(), [a.target.claim_id for a in attempts]),
-        status=(Text(), [o.status.value for o in outcomes]),
-        error_kind=(Text(), [o.error_kind for o in outcomes]),
-        error=(Text(), [o.error for o in outcomes]),
-        next_attempt_at=(_TIMESTAMP, [o.next_attempt_at for o in outcomes]),
-        remote_id=(Text(), [o.remote_id for o in outcomes]),
-        remote_url=(Text(), [o.remote_url for o in outcomes]),
-        finished_at=(_TIMESTAMP, [a.finished_at for a in attempts]),
-        # Handing a rate-limited target back does not use up the attempt it was claimed for.
-        give_back=(Integer(), [int(o.status is TargetStatus.ENQUEUED) for o in outcomes]),
-        hold=(Boolean(), [o.hold for o in outcomes]),
-    ).c
-    published = v.status == TargetStatus.PUBLISHED.value
     rows = await session.execute(
-        update(PostTargets)
-        .where(T.id == v.id, T.claim_id == v.claim_id, T.status == TargetStatus.PUBLISHING)
-        .values(
-            status=v.status,
-            error_kind=v.error_kind,
-            error=v.error,
-            next_attempt_at=v.next_attempt_at,
-            remote_id=case((published, v.remote_id), else_=T.remote_id),
-            remote_url=case((published, v.remote_url), else_=T.remote_url),
-            published_at=case((published, v.finished_at), else_=T.published_at),
-            attempts=T.attempts - v.give_back,
-            scheduled_at=case((v.hold, None), else_=T.scheduled_at),
-            claim_id=None,
-            claimed_at=None,
-            updated_at=func.now(),
-        )
-        .returning(T.id)
+        _RECORD,
+        {
+            "outcome_target": [a.target.id for a in attempts],
+            "outcome_claim": [a.target.claim_id for a in attempts],
+            "outcome_status": [o.status.value for o in outcomes],
+            "outcome_error_kind": [o.error_kind for o in outcomes],
+            "outcome_error": [o.error for o in outcomes],
+            "outcome_next_attempt_at": [o.next_attempt_at for o in outcomes],
+            "outcome_remote_id": [o.remote_id for o in outcomes],
+            "outcome_remote_url": [o.remote_url for o in outcomes],
+            "outcome_finished_at": [a.finished_at for a in attempts],
+            # Handing a rate-limited target back does not use up the attempt it was claimed
+            # for.
+            "outcome_give_back": [int(o.status is TargetStatus.ENQUEUED) for o in outcomes],
+            "outcome_hold": [o.hold for o in outcomes],
+        },
     )
     return set(rows.scalars())
 
@@ -335,20 +404,18 @@ async def _derive_post_statuses(session: AsyncSession, current: dict[uuid.UUID, 
     stale.
     """
     statuses: dict[uuid.UUID, list[TargetStatus]] = {post_id: [] for post_id in current}
-    rows = await session.execute(select(T.post_id, T.status).where(T.post_id.in_(sorted(current))))
+    rows = await session.execute(_TARGET_STATUSES, {"post_ids": list(current)})
     for post_id, status in rows:
         statuses[post_id].append(TargetStatus(status))
-    changes = []
-    for post_id, post_status in current.items():
-        derived = derive_post_status(statuses[post_id], draft=post_status == "draft")
-        if derived != post_status:
-            changes.append({"post_id": post_id, "new_status": derived})
-    if changes:
+    changed = {
+        post_id: derived
+        for post_id, post_status in current.items()
+        if (derived := derive_post_status(statuses[post_id], draft=post_status == "draft"))
+        != post_status
+    }
+    if changed:
         await session.execute(
-            update(Posts)
-            .where(P.id == bindparam("post_id"))
-            .values(status=bindparam("new_status"), updated_at=func.now()),
-            changes,
+            _UPDATE_POSTS, {"post_id": list(changed), "new_status": list(changed.values())}
         )
 
 
