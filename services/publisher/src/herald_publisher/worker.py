@@ -21,6 +21,7 @@ from arq import func
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 
+from herald_common import loop
 from herald_common.accounts.refresh import TokenRefresher
 from herald_common.db.engine import create_engine, create_session_factory
 from herald_common.http import create_http_client
@@ -133,4 +134,4 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging(settings, "publisher")
-    asyncio.run(serve(settings))
+    loop.run(serve(settings))

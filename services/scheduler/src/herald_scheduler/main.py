@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import loop
 from herald_common.db.engine import create_engine, create_session_factory
 from herald_common.db.repositories.targets import NOTIFY_CHANNEL
 from herald_common.logging import configure_logging, get_logger
@@ -116,4 +117,4 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging(settings, "scheduler")
-    asyncio.run(serve(settings))
+    loop.run(serve(settings))
