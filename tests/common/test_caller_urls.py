@@ -8,19 +8,26 @@ from collections.abc import Sequence
 
 import pytest
 
-from herald_common.caller_urls import RefusedURL, checked_origin, forbidden_because, origin
+from herald_common.caller_urls import (
+    RefusedURL,
+    Resolver,
+    checked_origin,
+    forbidden_because,
+    origin,
+    resolve,
+)
 
 
-def resolving_to(*addresses: str) -> object:
+def resolving_to(*addresses: str) -> Resolver:
     async def resolver(host: str, port: int) -> Sequence[str]:
         return addresses
 
     return resolver
 
 
-async def refused(url: str, **kwargs: object) -> str:
+async def refused(url: str, resolver: Resolver = resolve) -> str:
     with pytest.raises(RefusedURL) as raised:
-        await checked_origin(url, environment="production", **kwargs)  # type: ignore[arg-type]  # resolver stub
+        await checked_origin(url, environment="production", resolver=resolver)
     return raised.value.reason
 
 
@@ -75,7 +82,9 @@ async def test_a_public_host_is_accepted_as_its_normalised_origin() -> None:
         == "https://mastodon.example"
     )
     assert (
-        await checked_origin("https://mastodon.example:8443", environment="production", resolver=public)
+        await checked_origin(
+            "https://mastodon.example:8443", environment="production", resolver=public
+        )
         == "https://mastodon.example:8443"
     )
     assert await checked_origin("https://93.184.215.14", environment="production") == (
