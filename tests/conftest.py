@@ -34,7 +34,7 @@ from herald_common.settings import Settings
 # HERALD_TEST_REDIS_DB picks another, so two test runs can share one Redis server.
 TEST_REDIS_DB = int(os.environ.get("HERALD_TEST_REDIS_DB", "9"))
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/herald"
-TABLES = "workspaces, users, sandbox_publications"  # everything else hangs off these by cascade
+TABLES = "workspaces, users, sandbox_publications, mastodon_apps"  # the rest cascades
 
 
 def free_port() -> int:

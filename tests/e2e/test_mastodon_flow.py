@@ -118,3 +118,31 @@ async def test_lost_answer_is_reconciled_without_a_second_status(
     posts = [r for r in fake_mastodon.requests if r.method == "POST"]
     assert [r.status_code for r in posts] == [None, 200]
     assert {r.idempotency_key for r in posts} == {f"herald-{target.id}"}
+
+
+async def test_an_account_connected_through_oauth_publishes_until_it_is_disconnected(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    fake_mastodon: FakeMastodon,
+    pipeline: None,
+) -> None:
+    started = await client.post(
+        "/v1/accounts/connect/mastodon", json={"instance_url": fake_mastodon.base_url}
+    )
+    assert started.status_code == 200, started.text
+    back = await fake_mastodon.oauth.authorize(started.json()["authorization_url"], "bob")
+    connected = await client.get("/v1/accounts/callback/mastodon", params=back)
+    assert connected.status_code == 200, connected.text
+    account_id = uuid.UUID(connected.json()["id"])
+
+    target = await schedule_and_wait(client, sessions, account_id)
+    [issued] = fake_mastodon.oauth.tokens
+    [status] = fake_mastodon.statuses
+    assert target.status == "published"
+    assert target.remote_url == f"https://mastodon.test/@bob/{status.id}"
+    assert status.account_id == fake_mastodon.account_for(issued.token).id
+
+    gone = await client.delete(f"/v1/accounts/{account_id}")
+    assert gone.status_code == 200, gone.text
+    assert fake_mastodon.oauth.is_revoked(issued.token)

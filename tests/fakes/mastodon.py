@@ -20,6 +20,9 @@ What it does like Mastodon:
   ``visibility``, ``account``, ...).
 - ``GET /api/v1/accounts/verify_credentials`` and ``GET /api/v1/accounts/{id}/statuses``
   (newest first, ``limit`` default 20, at most 40).
+- OAuth: ``POST /api/v1/apps``, ``GET /oauth/authorize``, ``POST /oauth/token`` (with PKCE),
+  ``POST /oauth/revoke``; see tests/fakes/mastodon_oauth.py (``fake.oauth``). A token revoked
+  there gets 401 ``{"error": "The access token was revoked"}`` from the API.
 
 What tests read: :attr:`FakeMastodon.statuses` (every status it created, oldest first, as
 :class:`FakeStatus`) and :attr:`FakeMastodon.requests` (every request, as
@@ -62,6 +65,7 @@ from starlette.types import Receive, Scope, Send
 
 from herald_common import clock as herald_clock
 from herald_common.platforms.text import mastodon_length
+from tests.fakes.mastodon_oauth import MastodonOAuth
 from tests.fakes.server import ThreadedServer
 
 # The same numbers as the real server (see herald_common.platforms.mastodon for sources).
@@ -146,6 +150,7 @@ class FakeMastodon:
         self._lock = threading.Lock()
         self._ids = itertools.count(110_000_000_000_000_001)
         self._state = _State()
+        self.oauth = MastodonOAuth(self)
         for token, username in (tokens or {DEFAULT_TOKEN: DEFAULT_USERNAME}).items():
             self.add_account(token, username)
         self._port: int | None = None
@@ -296,6 +301,7 @@ class FakeMastodon:
                     methods=["GET"],
                 ),
                 Route("/api/v1/accounts/{id}/statuses", self._account_statuses, methods=["GET"]),
+                *self.oauth.routes(),
             ]
         )
 
@@ -303,7 +309,7 @@ class FakeMastodon:
         account, token = self._authenticate(request)
         key = request.headers.get("Idempotency-Key")
         if account is None:
-            return self._answer(request, token, key, _unauthorized(token))
+            return self._answer(request, token, key, self._unauthorized(token))
         params = await _params(request)
         fault = self._next_fault()
         if fault is not None and fault.kind in ("rate_limit", "fail"):
@@ -364,14 +370,14 @@ class FakeMastodon:
     async def _verify_credentials(self, request: Request) -> Response:
         account, token = self._authenticate(request)
         if account is None:
-            return self._answer(request, token, None, _unauthorized(token))
+            return self._answer(request, token, None, self._unauthorized(token))
         body = self._account_json(account) | {"source": {"privacy": "public", "note": ""}}
         return self._answer(request, token, None, JSONResponse(body))
 
     async def _account_statuses(self, request: Request) -> Response:
         account, token = self._authenticate(request)
         if account is None:
-            return self._answer(request, token, None, _unauthorized(token))
+            return self._answer(request, token, None, self._unauthorized(token))
         try:
             limit = int(request.query_params.get("limit", STATUSES_LIMIT_DEFAULT))
         except ValueError:
@@ -399,6 +405,9 @@ class FakeMastodon:
             return None, None
         with self._lock:
             return self._state.accounts_by_token.get(token), token
+
+    def _unauthorized(self, token: str | None) -> Response:
+        return _unauthorized(token, revoked=self.oauth.revoked_token(token))
 
     def _next_fault(self) -> _Fault | None:
         with self._lock:
@@ -533,12 +542,13 @@ async def _params(request: Request) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _unauthorized(token: str | None) -> Response:
-    error = (
-        "The access token is invalid"
-        if token is not None
-        else "This method requires an authenticated user"
-    )
+def _unauthorized(token: str | None, *, revoked: bool) -> Response:
+    if revoked:
+        error = "The access token was revoked"
+    elif token is not None:
+        error = "The access token is invalid"
+    else:
+        error = "This method requires an authenticated user"
     return JSONResponse({"error": error}, status_code=401)
 
 

@@ -126,6 +126,16 @@ class Settings(BaseSettings):
     linkedin_scopes: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["openid", "profile", "w_member_social"]
     )
+    # Mastodon: Herald registers an application on each instance the first time someone
+    # connects an account there (POST /api/v1/apps) and keeps its client id and secret.
+    # Granular scopes (docs.joinmastodon.org/api/oauth-scopes): the profile
+    # (verify_credentials), reading back statuses (reconciliation, metrics), posting, media.
+    mastodon_scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["read:accounts", "read:statuses", "write:statuses", "write:media"]
+    )
+    # Shown to the person on the instance's authorization page and in their authorized apps.
+    mastodon_app_name: str = "Herald"
+    mastodon_app_website: str | None = None
     # How long a started connection (its state and PKCE verifier, kept in Redis) may wait for
     # the platform's callback; each state is used once.
     oauth_state_ttl_seconds: int = Field(default=600, ge=30)
@@ -199,7 +209,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("x_scopes", "linkedin_scopes", mode="before")
+    @field_validator("x_scopes", "linkedin_scopes", "mastodon_scopes", mode="before")
     @classmethod
     def _split_scopes(cls, value: object) -> object:
         if isinstance(value, str):

@@ -1,6 +1,7 @@
-"""OAuth 2.0 clients of the platforms that connect through OAuth (X, LinkedIn): the
-authorization URL (authorization code with PKCE, RFC 7636 S256), the code exchange, the
-refresh grant, revocation (RFC 7009) and reading the connected profile.
+"""OAuth 2.0 clients of the platforms that connect through OAuth (X, LinkedIn, and Mastodon
+with the application Herald registers on each instance): the authorization URL (authorization
+code with PKCE, RFC 7636 S256), the code exchange, the refresh grant, revocation (RFC 7009)
+and reading the connected profile.
 
 Requests go through the process's shared httpx client. The URL and PKCE challenge are built
 with Authlib's helpers; Authlib's own httpx client is not used (it would bring a second HTTP
@@ -12,8 +13,8 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
 
 import httpx
 from authlib.common.security import generate_token
@@ -54,6 +55,10 @@ class OAuthClient:
     token_url: str
     revoke_url: str | None
     scopes: tuple[str, ...]
+    # How the client proves itself to the token and revocation endpoints (RFC 6749 2.3.1):
+    # HTTP Basic, or client_id and client_secret in the form body (Mastodon documents the
+    # body; Doorkeeper reads either).
+    auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,22 @@ def oauth_client(settings: Settings, platform: str) -> OAuthClient | None:
             tuple(settings.linkedin_scopes),
         )
     return None
+
+
+def mastodon_client(
+    instance: str, client_id: str, client_secret: str, scopes: tuple[str, ...]
+) -> OAuthClient:
+    """Herald's application on one Mastodon instance (``instance`` is its origin)."""
+    return OAuthClient(
+        "mastodon",
+        client_id,
+        client_secret,
+        f"{instance}/oauth/authorize",
+        f"{instance}/oauth/token",
+        f"{instance}/oauth/revoke",
+        scopes,
+        auth_method="client_secret_post",
+    )
 
 
 def redirect_uri(settings: Settings, platform: str) -> str:
@@ -170,10 +191,16 @@ async def revoke_token(http: httpx.AsyncClient, client: OAuthClient, token: str,
 
 
 async def read_profile(
-    http: httpx.AsyncClient, settings: Settings, platform: str, access_token: str
+    http: httpx.AsyncClient,
+    settings: Settings,
+    platform: str,
+    access_token: str,
+    instance: str | None = None,
 ) -> Profile:
     """Who the token belongs to. X: ``GET /2/users/me``; LinkedIn: ``GET /v2/userinfo``
-    (OpenID Connect)."""
+    (OpenID Connect); Mastodon: ``GET /api/v1/accounts/verify_credentials`` on ``instance``."""
+    if platform == "mastodon":
+        return await mastodon_profile(http, instance or settings.mastodon_api_base, access_token)
     headers = {"Authorization": f"Bearer {access_token}"}
     if platform == "x":
         url = f"{settings.x_api_base.rstrip('/')}/2/users/me"
@@ -201,13 +228,46 @@ async def read_profile(
     return Profile(str(body["sub"]), str(body.get("email") or name or body["sub"]), name or None)
 
 
+async def mastodon_profile(http: httpx.AsyncClient, instance: str, access_token: str) -> Profile:
+    """The account behind a Mastodon token. Account ids are per instance, so the host is part
+    of the external id (``{id}@{host}``) and of the handle (``@{username}@{host}``)."""
+    try:
+        response = await http.get(
+            f"{instance.rstrip('/')}/api/v1/accounts/verify_credentials",
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+    except TRANSPORT_ERRORS as exc:
+        raise OAuthUnavailable(f"mastodon could not be reached: {exc!r}") from exc
+    if response.status_code >= 500:
+        raise OAuthUnavailable(f"mastodon answered {response.status_code}")
+    account = _json(response)
+    if response.status_code != 200 or not account.get("id"):
+        # Mastodon's API errors are {"error": "The access token is invalid"}.
+        raise OAuthError(
+            "profile_unavailable",
+            str(account.get("error") or f"HTTP {response.status_code}"),
+            http_status=response.status_code,
+        )
+    host = urlsplit(instance).netloc
+    username = str(account.get("username") or account["id"])
+    return Profile(
+        f"{account['id']}@{host}", f"@{username}@{host}", account.get("display_name") or None
+    )
+
+
 def _client_auth(
     client: OAuthClient, data: dict[str, str]
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Confidential clients authenticate with HTTP Basic (``client_secret_basic``, id and
-    secret form-encoded first, RFC 6749 section 2.3.1); public clients send their
-    ``client_id`` in the body."""
+    secret form-encoded first, RFC 6749 section 2.3.1) or, for ``client_secret_post``, with
+    both in the body; public clients send their ``client_id`` in the body."""
     headers = {"Accept": "application/json"}
+    if client.client_secret and client.auth_method == "client_secret_post":
+        return headers, {
+            **data,
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+        }
     if client.client_secret:
         pair = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()

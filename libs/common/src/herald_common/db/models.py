@@ -216,6 +216,30 @@ class SocialAccount(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
+class MastodonApp(Base):
+    """Herald's OAuth application on one Mastodon instance, registered through
+    ``POST /api/v1/apps`` the first time someone connects an account there, then reused.
+
+    Not tenant-owned: one registration serves every workspace. ``instance_url`` is the
+    normalised origin (herald_common.caller_urls.origin), so one instance has one row.
+    """
+
+    __tablename__ = "mastodon_apps"
+
+    id: Mapped[uuid.UUID] = _pk()
+    instance_url: Mapped[str] = mapped_column(String(500), unique=True)
+    # Public by design: it travels in every authorization URL the person's browser opens.
+    client_id: Mapped[str] = mapped_column(String(255))
+    # Fernet (herald_common.crypto), like account tokens.
+    client_secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # What the application was registered with: a change of HERALD_PUBLIC_URL or
+    # HERALD_MASTODON_SCOPES makes Herald register again (Mastodon refuses others).
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
 class Post(Base):
     __tablename__ = "posts"
     __table_args__ = (

@@ -20,11 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common.crypto import TokenCipher
 from herald_common.db.engine import create_engine, create_session_factory
-from herald_common.db.models import SocialAccount
+from herald_common.db.models import MastodonApp, SocialAccount
 from herald_common.settings import Settings, get_settings
 
-TOKEN_COLUMNS = ("access_token_enc", "refresh_token_enc")
 BATCH_SIZE = 500
+# Every encrypted column: account tokens, and Herald's client secret on each Mastodon instance.
+ENCRYPTED_COLUMNS: tuple[tuple[type[SocialAccount] | type[MastodonApp], tuple[str, ...]], ...] = (
+    (SocialAccount, ("access_token_enc", "refresh_token_enc")),
+    (MastodonApp, ("client_secret_enc",)),
+)
 
 
 def readable_by(cipher: TokenCipher, token: bytes) -> bool:
@@ -38,37 +42,44 @@ def readable_by(cipher: TokenCipher, token: bytes) -> bool:
 async def reencrypt_tokens(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, batch_size: int = BATCH_SIZE
 ) -> int:
-    """Rewrite every stored token not readable by the newest key alone; returns how many."""
+    """Rewrite every stored secret not readable by the newest key alone; returns how many."""
     keys = [key.get_secret_value() for key in settings.encryption_keys]
     cipher, newest = TokenCipher(keys), TokenCipher(keys[:1])
+    rewritten = 0
+    for model, columns in ENCRYPTED_COLUMNS:
+        rewritten += await _reencrypt_table(sessions, model, columns, cipher, newest, batch_size)
+    return rewritten
+
+
+async def _reencrypt_table(
+    sessions: async_sessionmaker[AsyncSession],
+    model: type[SocialAccount] | type[MastodonApp],
+    columns: tuple[str, ...],
+    cipher: TokenCipher,
+    newest: TokenCipher,
+    batch_size: int,
+) -> int:
     rewritten = 0
     after = uuid.UUID(int=0)
     while True:
         async with sessions.begin() as session:
             rows = (
                 await session.execute(
-                    select(
-                        SocialAccount.id,
-                        SocialAccount.access_token_enc,
-                        SocialAccount.refresh_token_enc,
-                    )
-                    .where(SocialAccount.id > after)
-                    .order_by(SocialAccount.id)
+                    select(model.id, *(getattr(model, c) for c in columns))
+                    .where(model.id > after)
+                    .order_by(model.id)
                     .limit(batch_size)
                 )
             ).all()
-            for account_id, *tokens in rows:
-                for column, token in zip(TOKEN_COLUMNS, tokens, strict=True):
+            for row_id, *tokens in rows:
+                for column, token in zip(columns, tokens, strict=True):
                     if token is None or readable_by(newest, token):
                         continue
                     changed = await session.execute(
-                        update(SocialAccount)
-                        .where(
-                            SocialAccount.id == account_id,
-                            getattr(SocialAccount, column) == token,
-                        )
+                        update(model)
+                        .where(model.id == row_id, getattr(model, column) == token)
                         .values({column: cipher.rotate(token)})
-                        .returning(SocialAccount.id)
+                        .returning(model.id)
                     )
                     rewritten += changed.scalar_one_or_none() is not None
         if len(rows) < batch_size:

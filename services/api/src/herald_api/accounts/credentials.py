@@ -18,6 +18,8 @@ from herald_api.accounts.schemas import (
 )
 from herald_api.problems import ProblemError
 from herald_api.resources import Resources
+from herald_common import caller_urls
+from herald_common.accounts import oauth
 from herald_common.accounts.store import Connection
 from herald_common.http import TRANSPORT_ERRORS
 
@@ -40,12 +42,18 @@ def unreachable(platform: str) -> ProblemError:
     return ProblemError(502, "platform-unavailable", f"{platform} could not be reached; try again.")
 
 
-def _https_only(resources: Resources, platform: str, url: str) -> str:
-    """A URL the caller chose (a PDS, a Mastodon instance) gets their token: outside dev and
-    test it must be https, so the token never crosses the network in the clear."""
-    if resources.settings.environment not in ("dev", "test") and not url.startswith("https://"):
-        raise ProblemError(422, "insecure-url", f"The {platform} address must use https.")
-    return url.rstrip("/")
+async def checked_origin(resources: Resources, what: str, url: str) -> str:
+    """A URL the caller chose (a PDS, a Mastodon instance), which Herald will fetch and send
+    credentials to, as its normalised origin. Outside dev and test it must be https and
+    resolve to public addresses only (herald_common.caller_urls: no SSRF into our network)."""
+    try:
+        return await caller_urls.checked_origin(
+            url,
+            environment=resources.settings.environment,
+            resolve_within=resources.settings.http_timeout_seconds,
+        )
+    except caller_urls.RefusedURL as exc:
+        raise ProblemError(422, "url-not-allowed", f"The {what} address {exc.reason}.") from None
 
 
 async def _call(platform: str, request: Any) -> httpx.Response:
@@ -73,10 +81,11 @@ async def check(
 ) -> Connection:
     expected = _EXPECTED[platform]
     if not isinstance(credentials, expected):
+        shape = expected.__name__
+        if platform == "mastodon":
+            shape = "MastodonInstance (OAuth) or MastodonCredentials"
         raise ProblemError(
-            422,
-            "wrong-credentials",
-            f"{platform} accounts connect with a {expected.__name__} body.",
+            422, "wrong-credentials", f"{platform} accounts connect with a {shape} body."
         )
     if isinstance(credentials, BlueskyCredentials):
         return await _bluesky(resources, credentials)
@@ -90,7 +99,7 @@ async def check(
 
 async def _bluesky(resources: Resources, body: BlueskyCredentials) -> Connection:
     pds = (
-        _https_only(resources, "bluesky", body.pds_url)
+        await checked_origin(resources, "Bluesky PDS", body.pds_url)
         if body.pds_url
         else resources.settings.bluesky_api_base.rstrip("/")
     )
@@ -113,7 +122,7 @@ async def _bluesky(resources: Resources, body: BlueskyCredentials) -> Connection
         handle=str(session.get("handle") or body.handle),
         display_name=None,
         access_token=password,
-        instance_url=body.pds_url.rstrip("/") if body.pds_url else None,
+        instance_url=pds if body.pds_url else None,
     )
 
 
@@ -166,26 +175,21 @@ async def _discord(resources: Resources, body: DiscordCredentials) -> Connection
 
 
 async def _mastodon(resources: Resources, body: MastodonCredentials) -> Connection:
-    instance = _https_only(resources, "mastodon", body.instance_url)
+    """A pasted token (for instances where Herald cannot register its application). Herald
+    cannot revoke it on disconnect: only the application that issued it can."""
+    instance = await checked_origin(resources, "Mastodon instance", body.instance_url)
     token = body.access_token.get_secret_value()
-    response = await _call(
-        "mastodon",
-        resources.http.get(
-            f"{instance}/api/v1/accounts/verify_credentials",
-            headers={"Authorization": f"Bearer {token}"},
-        ),
-    )
-    account = _json(response)
-    if response.status_code != 200 or not account.get("id"):
-        raise refused("mastodon", str(account.get("error") or f"HTTP {response.status_code}"))
-    host = urlsplit(instance).netloc
-    username = str(account.get("username") or account["id"])
+    try:
+        profile = await oauth.mastodon_profile(resources.http, instance, token)
+    except oauth.OAuthUnavailable:
+        raise unreachable("mastodon") from None
+    except oauth.OAuthError as exc:
+        raise refused("mastodon", exc.description or exc.error) from None
     return Connection(
         platform="mastodon",
-        # Account ids are per instance: the host keeps two instances' accounts apart.
-        external_id=f"{account['id']}@{host}",
-        handle=f"@{username}@{host}",
-        display_name=account.get("display_name") or None,
+        external_id=profile.external_id,
+        handle=profile.handle,
+        display_name=profile.display_name,
         access_token=token,
         instance_url=instance,
     )

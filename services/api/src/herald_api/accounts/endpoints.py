@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 from sqlalchemy.exc import IntegrityError
 
 from herald_api.accounts import credentials as checks
-from herald_api.accounts import disconnect, oauth
+from herald_api.accounts import disconnect, mastodon, oauth
 from herald_api.accounts.schemas import (
     AccountCreate,
     AccountList,
@@ -17,6 +17,7 @@ from herald_api.accounts.schemas import (
     AuthorizationStarted,
     ConnectablePlatform,
     ConnectCredentials,
+    MastodonInstance,
     OAuthPlatform,
 )
 from herald_api.auth.permissions import Permission, Principal
@@ -37,7 +38,14 @@ callback_router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 OAUTH_PLATFORMS = {ConnectablePlatform.X, ConnectablePlatform.LINKEDIN}
 CONNECT_RESPONSES: Responses = {
     409: problem_doc("Connecting this platform is not configured on this Herald."),
-    502: problem_doc("The platform could not be reached; try again."),
+    422: problem_doc(
+        "Invalid fields; credentials the platform refused (`credentials-refused`); a body for "
+        "another platform (`wrong-credentials`); an address Herald may not fetch "
+        "(`url-not-allowed`: not https, userinfo, or a private, loopback, link-local, "
+        "multicast or reserved address); a Mastodon instance that refused Herald's "
+        "application (`app-registration-refused`)."
+    ),
+    502: problem_doc("The platform could not be reached (or is rate limiting Herald); try again."),
 }
 CALLBACK_RESPONSES: Responses = {
     400: problem_doc(
@@ -45,7 +53,10 @@ CALLBACK_RESPONSES: Responses = {
         "code (e.g. a wrong PKCE verifier)."
     ),
     409: problem_doc("Connecting this platform is not configured on this Herald."),
-    422: problem_doc("The request is well-formed but has invalid fields."),
+    422: problem_doc(
+        "Invalid fields; or the Mastodon instance's address is no longer one Herald may fetch "
+        "(`url-not-allowed`)."
+    ),
     502: problem_doc("The platform could not be reached; try again."),
 }
 
@@ -114,16 +125,25 @@ async def connect_account(
 ) -> AuthorizationStarted | AccountOut:
     """Connect an account. OAuth platforms (X, LinkedIn) take no body and answer 200 with the
     URL to send the person to; the platform brings them back to the callback, which adds the
-    account. Bluesky, Telegram, Discord and Mastodon take their credentials in the body, which
-    are checked with the platform, stored encrypted, and answer 201 with the account.
-    Connecting an account that is already there updates it; one that needed re-authorization
-    becomes active again and its held posts are rescheduled."""
+    account. Mastodon does the same given only `instance_url` (Herald registers its
+    application on the instance the first time). Bluesky, Telegram, Discord, and Mastodon with
+    an `access_token`, take their credentials in the body, which are checked with the
+    platform, stored encrypted, and answer 201 with the account. Connecting an account that is
+    already there updates it; one that needed re-authorization becomes active again and its
+    held posts are rescheduled."""
     if platform in OAUTH_PLATFORMS:
         if credentials is not None:
             raise ProblemError(
                 422, "wrong-credentials", f"{platform} connects through OAuth: send no body."
             )
-        return await oauth.start(resources, principal, platform.value, clock.now())
+        client = oauth.client_for(resources, platform.value)
+        return await oauth.start(resources, principal, client, clock.now())
+    if isinstance(credentials, MastodonInstance) and platform == ConnectablePlatform.MASTODON:
+        instance = await checks.checked_origin(
+            resources, "Mastodon instance", credentials.instance_url
+        )
+        client = await mastodon.client_for_connecting(resources, session, instance)
+        return await oauth.start(resources, principal, client, clock.now(), instance)
     now = clock.now()
     connection = await checks.check(resources, platform.value, credentials)
     saved = await save_connection(
@@ -149,8 +169,9 @@ async def oauth_callback(
     code: Annotated[str | None, Query(max_length=2048)] = None,
     error: Annotated[str | None, Query(max_length=256)] = None,
 ) -> AccountOut:
-    """Where the platform redirects after the person authorized Herald (OAuth 2.0 redirect
-    URI). Public: the single-use ``state`` identifies the connection that was started."""
+    """Where the platform (X, LinkedIn, or the person's Mastodon instance) redirects after the
+    person authorized Herald (OAuth 2.0 redirect URI). Public: the single-use ``state``
+    identifies the connection that was started."""
     saved = await oauth.finish(resources, session, platform.value, code, state, error, clock.now())
     return to_out(saved.account)
 
@@ -163,11 +184,12 @@ async def disconnect_account(
     account_id: uuid.UUID,
 ) -> AccountOut:
     """Disconnect an account: its tokens are wiped (and revoked where the platform allows it:
-    X) and it becomes ``disconnected``. Its posts stay; connecting it again brings it back."""
+    X, and Mastodon accounts connected through OAuth) and it becomes ``disconnected``. Its
+    posts stay; connecting it again brings it back."""
     account = await accounts.get_account(session, principal.workspace_id, account_id)
     if account is None:
         raise ProblemError(404, "account-not-found", "No account with this id in this workspace.")
-    await disconnect.revoke(resources, account)
+    await disconnect.revoke(resources, session, account)
     account.access_token_enc = None
     account.refresh_token_enc = None
     account.token_expires_at = None

@@ -1,9 +1,15 @@
-"""Connecting X and LinkedIn accounts: OAuth 2.0 authorization code with PKCE.
+"""Connecting X, LinkedIn and Mastodon accounts: OAuth 2.0 authorization code with PKCE.
 
-``start`` keeps the state, the PKCE verifier, the workspace and the caller in Redis for
-``HERALD_OAUTH_STATE_TTL_SECONDS`` and answers the authorization URL; ``finish`` (the public
-callback) takes that record once (GETDEL), exchanges the code, reads the profile and saves the
-account with its tokens encrypted.
+``start`` keeps the state, the PKCE verifier, the workspace and the caller (and for Mastodon
+the instance) in Redis for ``HERALD_OAUTH_STATE_TTL_SECONDS`` and answers the authorization
+URL; ``finish`` (the public callback) takes that record once (GETDEL), exchanges the code,
+reads the profile and saves the account with its tokens encrypted.
+
+Mastodon's client is Herald's application on the person's instance (accounts/mastodon.py).
+Its tokens do not expire and come without a refresh token (Mastodon's Doorkeeper sets
+``access_token_expires_in nil`` and no ``use_refresh_token``), so the account is stored with
+no expiry and the token refresher leaves it alone; a revoked token shows up as a 401 when
+publishing, which holds the account's posts until it is reconnected.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from datetime import datetime, timedelta
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from herald_api.accounts import mastodon
+from herald_api.accounts.credentials import checked_origin
 from herald_api.accounts.schemas import AuthorizationStarted
 from herald_api.auth.permissions import Principal
 from herald_api.problems import ProblemError
@@ -46,9 +54,13 @@ def client_for(resources: Resources, platform: str) -> oauth.OAuthClient:
 
 
 async def start(
-    resources: Resources, principal: Principal, platform: str, now: datetime
+    resources: Resources,
+    principal: Principal,
+    client: oauth.OAuthClient,
+    now: datetime,
+    instance: str | None = None,
 ) -> AuthorizationStarted:
-    client = client_for(resources, platform)
+    platform = client.platform
     state = oauth.new_state()
     verifier = oauth.new_code_verifier()
     ttl = resources.settings.oauth_state_ttl_seconds
@@ -58,6 +70,7 @@ async def start(
         "user_id": str(principal.user_id) if principal.user_id else None,
         "api_key_id": str(principal.api_key_id) if principal.api_key_id else None,
         "code_verifier": verifier,
+        "instance": instance,
     }
     await resources.redis.set(_state_key(state), json.dumps(record), ex=ttl)
     redirect = oauth.redirect_uri(resources.settings, platform)
@@ -66,6 +79,26 @@ async def start(
         state=state,
         expires_at=now + timedelta(seconds=ttl),
     )
+
+
+async def _client_for_callback(
+    resources: Resources, session: AsyncSession, platform: str, instance: str | None
+) -> oauth.OAuthClient:
+    if platform != "mastodon":
+        return client_for(resources, platform)
+    if not instance:
+        raise _invalid_state()
+    # Checked again: the name was public when the connection started, but DNS may have
+    # moved it since (the check does not pin the address; see herald_common.caller_urls).
+    await checked_origin(resources, "Mastodon instance", instance)
+    client = await mastodon.stored_client(resources, session, instance)
+    if client is None:
+        raise ProblemError(
+            400,
+            "authorization-failed",
+            "Herald has no application on this Mastodon instance any more; connect again.",
+        )
+    return client
 
 
 def _invalid_state() -> ProblemError:
@@ -104,13 +137,14 @@ async def finish(
             "authorization-denied",
             f"{platform} did not authorize Herald ({error or 'no code'}); nothing was connected.",
         )
-    client = client_for(resources, platform)
+    instance = record.get("instance")
+    client = await _client_for_callback(resources, session, platform, instance)
     redirect = oauth.redirect_uri(resources.settings, platform)
     verifier = record["code_verifier"] or ""
     try:
         tokens = await oauth.exchange_code(resources.http, client, code, verifier, redirect, now)
         profile = await oauth.read_profile(
-            resources.http, resources.settings, platform, tokens.access_token
+            resources.http, resources.settings, platform, tokens.access_token, instance
         )
     except oauth.OAuthError as exc:
         log.info("oauth exchange refused", platform=platform, error=exc.error)
@@ -136,6 +170,7 @@ async def finish(
             refresh_token=tokens.refresh_token,
             expires_at=tokens.expires_at,
             scopes=tokens.scopes,
+            instance_url=instance,
         ),
         now,
     )

@@ -37,7 +37,8 @@ class AccountList(BaseModel):
 
 class ConnectablePlatform(StrEnum):
     """Platforms connected through ``POST /v1/accounts/connect/{platform}``. X and LinkedIn
-    use OAuth (the answer is an authorization URL); the others take credentials in the body."""
+    use OAuth (the answer is an authorization URL), and so does Mastodon given only its
+    instance; the others take credentials in the body."""
 
     X = "x"
     LINKEDIN = "linkedin"
@@ -52,6 +53,7 @@ class OAuthPlatform(StrEnum):
 
     X = "x"
     LINKEDIN = "linkedin"
+    MASTODON = "mastodon"
 
 
 class AuthorizationStarted(BaseModel):
@@ -100,19 +102,38 @@ class DiscordCredentials(BaseModel):
     webhook_url: SecretStr = Field(min_length=1, max_length=500)
 
 
+INSTANCE_URL_PATTERN = r"^https?://[^\s/?#]+/?$"
+
+
+class MastodonInstance(BaseModel):
+    """Connect a Mastodon account through OAuth: Herald registers its application on the
+    instance (the first time only) and answers the instance's authorization URL."""
+
+    model_config = ConfigDict(extra="forbid", title="MastodonInstance")
+
+    instance_url: str = Field(
+        max_length=500, pattern=INSTANCE_URL_PATTERN, examples=["https://mastodon.social"]
+    )
+
+
 class MastodonCredentials(BaseModel):
     """An instance and an access token with the ``write:statuses`` and ``read:accounts``
-    scopes (Preferences > Development > New application). Checked with
-    ``verify_credentials``."""
+    scopes (Preferences > Development > New application), for instances where Herald cannot
+    register its application. Checked with ``verify_credentials``. Herald cannot revoke such
+    a token when the account is disconnected; prefer :class:`MastodonInstance`."""
 
     model_config = ConfigDict(extra="forbid", title="MastodonCredentials")
 
     instance_url: str = Field(
-        max_length=500, pattern=r"^https?://[^\s/?#]+/?$", examples=["https://mastodon.social"]
+        max_length=500, pattern=INSTANCE_URL_PATTERN, examples=["https://mastodon.social"]
     )
     access_token: SecretStr = Field(min_length=1, max_length=500)
 
 
 ConnectCredentials = (
-    BlueskyCredentials | TelegramCredentials | DiscordCredentials | MastodonCredentials
+    BlueskyCredentials
+    | TelegramCredentials
+    | DiscordCredentials
+    | MastodonCredentials
+    | MastodonInstance
 )

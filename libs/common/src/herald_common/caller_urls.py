@@ -1,0 +1,153 @@
+"""Addresses a caller chooses and Herald then fetches (a Mastodon instance, a Bluesky PDS).
+
+Herald sends requests, and sometimes the person's credentials, to these URLs from inside its
+own network, so outside dev and test a caller's URL must be https, carry no userinfo, and have
+a host whose every resolved address is public: never loopback, private, link-local,
+multicast, reserved or unspecified (IPv4 and IPv6, unwrapping IPv4 embedded in IPv6), which
+would let a caller make Herald probe its own network or a cloud metadata service (SSRF).
+
+The address is checked when the URL is given, not pinned: a name whose DNS answer changes
+afterwards (DNS rebinding) is fetched wherever it then points. Herald's client does not
+follow redirects, so a public host cannot bounce a request inward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+DEFAULT_PORTS = {"https": 443, "http": 80}
+# Where IPv6 carries an IPv4 address that decides where the packet really goes: NAT64's
+# well-known prefix (RFC 6052) translates 64:ff9b::a.b.c.d to a.b.c.d.
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+# Environments where Herald talks to local fakes and developers' own servers.
+LOCAL_ENVIRONMENTS = frozenset({"dev", "test"})
+
+
+class RefusedURL(ValueError):
+    """The URL may not be used; ``reason`` completes "The address ..."."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def origin(url: str, *, allow_http: bool) -> str:
+    """``scheme://host[:port]`` of a URL that names only a server: lowercased, the host in
+    IDNA (ASCII) form, the scheme's default port dropped. One spelling per server, so it can
+    key what Herald keeps per instance."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise RefusedURL(f"is not a valid URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise RefusedURL(f"must use https, not {scheme or 'no scheme'}")
+    if scheme == "http" and not allow_http:
+        raise RefusedURL("must use https")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise RefusedURL("must not contain a user name or password")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise RefusedURL("must name only the server (no path, query or fragment)")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise RefusedURL("has no host")
+    host = _ascii_host(host)
+    shown = f"[{host}]" if ":" in host else host
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        shown += f":{port}"
+    return f"{scheme}://{shown}"
+
+
+def _ascii_host(host: str) -> str:
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        pass
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise RefusedURL("has a host name that is not valid") from None
+
+
+def forbidden_because(address: IPAddress) -> str | None:
+    """Why Herald must not connect to ``address``, or ``None`` for a public address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return forbidden_because(embedded)
+    for reason, flagged in (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("reserved", address.is_reserved),
+        ("private", address.is_private),
+    ):
+        if flagged:
+            return f"a {reason} address"
+    if not address.is_global:  # e.g. 100.64.0.0/10, shared address space for carrier NAT
+        return "not a public address"
+    return None
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:  # ::ffff:a.b.c.d
+        return address.ipv4_mapped
+    if address.sixtofour is not None:  # 2002:AABB:CCDD::/48
+        return address.sixtofour
+    if address in NAT64_WELL_KNOWN:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, through the event loop's ``getaddrinfo``."""
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
+    return [str(info[4][0]) for info in infos]
+
+
+async def checked_origin(
+    url: str,
+    *,
+    environment: str,
+    resolver: Resolver = resolve,
+    resolve_within: float = 10.0,
+) -> str:
+    """The URL's :func:`origin`, once it is safe for Herald to fetch.
+
+    In dev and test, http and local addresses are allowed (Herald talks to fakes on
+    127.0.0.1 there); userinfo and other schemes never are. Elsewhere the host must resolve,
+    within ``resolve_within`` seconds, to public addresses only. Raises :class:`RefusedURL`."""
+    local = environment in LOCAL_ENVIRONMENTS
+    result = origin(url, allow_http=local)
+    if local:
+        return result
+    parts = urlsplit(result)
+    host = parts.hostname or ""
+    port = parts.port or DEFAULT_PORTS[parts.scheme]
+    try:
+        async with asyncio.timeout(resolve_within):
+            addresses = await resolver(host, port)
+    except (OSError, UnicodeError):
+        raise RefusedURL(f"has a host name that does not resolve ({host})") from None
+    except TimeoutError:
+        raise RefusedURL(f"has a host name that did not resolve in time ({host})") from None
+    if not addresses:
+        raise RefusedURL(f"has a host name that does not resolve ({host})")
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone id
+        why = forbidden_because(address)
+        if why is not None:
+            shown = host if host == address.compressed else f"{host} ({address.compressed})"
+            raise RefusedURL(f"points to {why}: {shown}")
+    return result
