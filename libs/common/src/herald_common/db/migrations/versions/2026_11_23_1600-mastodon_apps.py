@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-24 12:00:00
+Create Date: 2026-11-23 16:00:00
 """
 
 from __future__ import annotations
