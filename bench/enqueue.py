@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--targets", type=int, default=10_000)
     parser.add_argument("--accounts", type=int, default=1_000)
     parser.add_argument("--batch-size", type=int, default=1000, help="scheduler_batch_size")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the timed pass; print the top 25"
+    )
 
 
 async def _go(args: argparse.Namespace, database_url: str, redis_url: str) -> dict[str, Any]:
@@ -41,9 +46,15 @@ async def _go(args: argparse.Namespace, database_url: str, redis_url: str) -> di
             sessions, settings, "http://127.0.0.1:9", args.accounts, [due] * args.targets
         )
         note(f"enqueue: {args.targets:,} due targets seeded")
+        profiler = cProfile.Profile() if args.profile else None
         started = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         moved = await enqueue_due(sessions, redis, settings)
         seconds = time.perf_counter() - started
+        if profiler is not None:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         counts = await status_counts(sessions, seeded.workspace_id)
     queued = await redis.zcard(queue_name("mastodon"))
     await redis.aclose()

@@ -1,6 +1,10 @@
 """FastAPI dependencies as ``Annotated`` aliases: the session, clients, and the one
 authorization layer.
 
+Every dependency is ``async def``, even the trivial ones: FastAPI runs a plain ``def``
+dependency in a worker thread, a thread hand-off per dependency per request (a tenth of the
+API's CPU under load, bench/README.md).
+
 Every route that touches a workspace states what it needs with ``require(Permission.X)``
 (herald_api.auth.permissions holds the whole policy). ``WorkspaceDep`` is the default for
 content routes: reading with GET, writing (editor, or a key with the write scope) otherwise.
@@ -34,7 +38,7 @@ from herald_common.db.repositories.workspaces import API_KEY_PREFIX, find_active
 from herald_common.platforms.base import Platform
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
@@ -51,14 +55,14 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_redis(resources: ResourcesDep) -> Redis:
+async def get_redis(resources: ResourcesDep) -> Redis:
     return resources.redis
 
 
 RedisDep = Annotated[Redis, Depends(get_redis)]
 
 
-def get_platforms(resources: ResourcesDep) -> dict[str, Platform]:
+async def get_platforms(resources: ResourcesDep) -> dict[str, Platform]:
     return resources.platforms
 
 
@@ -225,7 +229,7 @@ async def get_current_user(
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
 
 
-def get_postman(resources: ResourcesDep) -> Courier:
+async def get_postman(resources: ResourcesDep) -> Courier:
     return resources.courier
 
 

@@ -9,6 +9,7 @@ finds its row locked and waits for it (see claims.claim_targets).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from redis.asyncio import Redis
@@ -45,14 +46,19 @@ async def enqueue_batch(session: AsyncSession, redis: Redis, settings: Settings)
 async def enqueue_due(
     sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
 ) -> int:
-    """Drain everything due within the horizon, batch after batch."""
-    total = 0
-    while True:
-        async with sessions() as session:
-            moved = await enqueue_batch(session, redis, settings)
-        total += moved
-        if moved < settings.scheduler_batch_size:
-            break
+    """Drain everything due within the horizon, batch after batch, ``scheduler_concurrency``
+    batches at a time (SKIP LOCKED keeps them apart, as it does separate schedulers)."""
+
+    async def drain() -> int:
+        moved_here = 0
+        while True:
+            async with sessions() as session:
+                moved = await enqueue_batch(session, redis, settings)
+            moved_here += moved
+            if moved < settings.scheduler_batch_size:
+                return moved_here
+
+    total = sum(await asyncio.gather(*(drain() for _ in range(settings.scheduler_concurrency))))
     if total:
         log.info("enqueued due targets", count=total)
     return total

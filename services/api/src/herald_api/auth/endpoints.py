@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1", tags=["auth"])
 BAD_TOKEN: Responses = {400: problem_doc("The token is invalid, used or expired.")}
 
 
-def _context(
+async def _context(
     request: Request, session: SessionDep, resources: ResourcesDep, postman: PostmanDep
 ) -> AuthContext:
     # The peer's address as the server sees it; behind a proxy run uvicorn with

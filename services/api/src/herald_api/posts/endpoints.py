@@ -28,7 +28,7 @@ from herald_common.statuses import PostStatus, TargetStatus
 router = APIRouter(prefix="/v1/posts", tags=["posts"])
 
 
-def _context(
+async def _context(
     session: SessionDep,
     workspace_id: WorkspaceDep,
     resources: ResourcesDep,

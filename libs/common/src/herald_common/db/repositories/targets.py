@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +25,9 @@ from herald_common.ids import new_id
 from herald_common.statuses import TargetStatus
 
 T = PostTarget.__table__.c
+# The table rather than the mapped class: an ORM update would also look up every returned row
+# in the session's identity map, a third of a pass's CPU for nothing.
+PostTargets = cast(Table, PostTarget.__table__)
 NOTIFY_CHANNEL = "herald_due"
 
 
@@ -55,7 +59,7 @@ async def take_due_targets(
         .scalar_subquery()
     )
     rows = await session.execute(
-        update(PostTarget)
+        update(PostTargets)
         .where(T.id.in_(due))
         .values(status=TargetStatus.ENQUEUED, updated_at=func.now())
         .returning(T.id, T.revision, T.attempts, T.platform, T.scheduled_at)
