@@ -53,3 +53,44 @@ async def test_a_per_target_override_is_checked_against_its_own_platform(
     )
     result = (await client.post("/v1/posts/validate", json=body)).json()
     assert [p["field"] for p in result["problems"]] == ["targets[0].content"]
+
+
+async def test_platform_options_are_checked_by_the_targets_platform_with_their_paths(
+    client: httpx.AsyncClient, tenant: Tenant, mastodon_account: uuid.UUID
+) -> None:
+    """Mastodon takes a content warning and its own four visibilities but has no reply
+    threads here; the sandbox takes anything."""
+    options = {"content_warning": "spoilers", "visibility": "everyone", "thread": ["more"]}
+    body = _post(
+        tenant.account_id,
+        targets=[
+            {"account_id": str(tenant.account_id), **options},
+            {"account_id": str(mastodon_account), **options},
+        ],
+    )
+    result = (await client.post("/v1/posts/validate", json=body)).json()
+    assert sorted(p["field"] for p in result["problems"]) == [
+        "targets[1].thread",
+        "targets[1].visibility",
+    ]
+
+
+async def test_a_post_keeps_each_targets_platform_options(
+    client: httpx.AsyncClient, mastodon_account: uuid.UUID
+) -> None:
+    target = {"account_id": str(mastodon_account), "content_warning": "cw", "visibility": "private"}
+    created = await client.post("/v1/posts", json=_post(mastodon_account, targets=[target]))
+    assert created.status_code == 201, created.text
+    post_id = created.json()["id"]
+    [stored] = (await client.get(f"/v1/posts/{post_id}")).json()["targets"]
+    assert (stored["content_warning"], stored["visibility"], stored["thread"]) == (
+        "cw",
+        "private",
+        [],
+    )
+    refused = await client.post(
+        "/v1/posts",
+        json=_post(mastodon_account, targets=[{**target, "visibility": "friends-only"}]),
+    )
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.json()["errors"]] == ["targets[0].visibility"]

@@ -103,6 +103,38 @@ async def test_mastodon_post_is_published_with_the_token_and_key(
     assert TOKEN.encode() not in account.access_token_enc
 
 
+async def test_a_content_warning_and_visibility_reach_mastodon(
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    fake_mastodon: FakeMastodon,
+    mastodon_account: uuid.UUID,
+    pipeline: None,
+) -> None:
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    response = await client.post(
+        "/v1/posts",
+        json={
+            "content": "The ending, explained",
+            "scheduled_at": at.isoformat(),
+            "targets": [
+                {
+                    "account_id": str(mastodon_account),
+                    "content_warning": "Spoilers for the finale",
+                    "visibility": "unlisted",
+                }
+            ],
+        },
+    )
+    assert response.status_code == 201, response.text
+
+    async def sent() -> bool:
+        return len(fake_mastodon.statuses) == 1
+
+    await wait_for(sent, timeout=20)
+    [status] = fake_mastodon.statuses
+    assert (status.spoiler_text, status.visibility) == ("Spoilers for the finale", "unlisted")
+
+
 async def test_lost_answer_is_reconciled_without_a_second_status(
     client: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],

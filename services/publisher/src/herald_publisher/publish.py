@@ -211,7 +211,13 @@ def _request(target: ClaimedTarget, token: str | None) -> PublishRequest:
             access_token=token,
             instance_url=target.account_instance_url,
         ),
-        content=PostContent(text=target.text, media_ids=tuple(target.media_ids)),
+        content=PostContent(
+            text=target.text,
+            media_ids=tuple(target.media_ids),
+            thread=tuple(target.thread),
+            content_warning=target.content_warning,
+            visibility=target.visibility,
+        ),
         idempotency_key=idempotency_key(target.id),
         target_id=target.id,
     )

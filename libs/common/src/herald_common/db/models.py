@@ -298,6 +298,12 @@ class PostTarget(Base):
     # NULL while the post is a draft: a draft target is never due.
     scheduled_at: Mapped[datetime | None]
     content_override: Mapped[str | None] = mapped_column(Text)
+    # Platform options of this target: further posts of a thread (each a reply to the one
+    # before, where the platform threads by reply), a content warning, a visibility in the
+    # platform's own words. The platform's rules refuse the ones it lacks.
+    thread: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}", default=list)
+    content_warning: Mapped[str | None] = mapped_column(Text)
+    visibility: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32), server_default=TargetStatus.PENDING.value)
     revision: Mapped[int] = mapped_column(Integer, server_default="1")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")

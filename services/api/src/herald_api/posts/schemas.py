@@ -22,6 +22,9 @@ from herald_common.statuses import PostStatus, TargetStatus
 
 MAX_CONTENT_LENGTH = 100_000
 MAX_TARGETS = 50
+# A thread longer than this is a blog post; X's own composer stops at 25.
+MAX_THREAD_POSTS = 25
+MAX_CONTENT_WARNING_LENGTH = 1_000
 
 
 def _utc(value: datetime) -> str:
@@ -65,6 +68,25 @@ class TargetIn(BaseModel):
         default=None,
         max_length=MAX_CONTENT_LENGTH,
         description="Text for this account only; the post's content when absent.",
+    )
+    thread: list[Annotated[str, Field(min_length=1, max_length=MAX_CONTENT_LENGTH)]] = Field(
+        default_factory=list,
+        max_length=MAX_THREAD_POSTS,
+        description="Further posts of a thread, each published as a reply to the one before "
+        "(X, Bluesky). Platforms without threads refuse it.",
+    )
+    content_warning: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CONTENT_WARNING_LENGTH,
+        description="A warning shown in front of the text (Mastodon's spoiler text).",
+    )
+    visibility: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="Who may see the post, in the platform's words (Mastodon: public, "
+        "unlisted, private, direct). Absent: the platform's public default.",
     )
 
 
@@ -137,6 +159,9 @@ class TargetOut(BaseModel):
     account_id: uuid.UUID
     platform: str
     content: str | None = Field(description="The per-account override, if any.")
+    thread: list[str]
+    content_warning: str | None
+    visibility: str | None
     status: TargetStatus
     attempts: int
     remote_id: str | None

@@ -126,6 +126,9 @@ async def create_post(
             account_id=t.account_id,
             platform=accounts[t.account_id].platform,
             content_override=t.content,
+            thread=list(t.thread),
+            content_warning=t.content_warning,
+            visibility=t.visibility,
             scheduled_at=None if data.draft else scheduled_at,
             status=TargetStatus.PENDING,
             revision=1,
@@ -291,6 +294,9 @@ async def _replace_targets(
         elif target.status == TargetStatus.CANCELLED:
             move(target, TargetStatus.PENDING)
         target.content_override = target_in.content
+        target.thread = list(target_in.thread)
+        target.content_warning = target_in.content_warning
+        target.visibility = target_in.visibility
     keep = {t.account_id for t in wanted}
     for target in current:
         if target.account_id not in keep:
@@ -306,7 +312,13 @@ def move(target: PostTarget, status: TargetStatus) -> None:
 
 
 def _target_in(target: PostTarget) -> TargetIn:
-    return TargetIn(account_id=target.account_id, content=target.content_override)
+    return TargetIn(
+        account_id=target.account_id,
+        content=target.content_override,
+        thread=list(target.thread or []),
+        content_warning=target.content_warning,
+        visibility=target.visibility,
+    )
 
 
 def _resolve_time(scheduled_at: datetime | None, timezone: str | None) -> datetime | None:
@@ -387,10 +399,21 @@ def _content_problems(
             continue  # reported as an account problem
         platform = ctx.platforms[accounts[target.account_id].platform]
         text = target.content if target.content is not None else content
-        field_path = f"targets[{i}].content" if target.content is not None else "content"
+        text_path = f"targets[{i}].content" if target.content is not None else "content"
+        found = platform.validate(
+            PostContent(
+                text=text,
+                thread=tuple(target.thread),
+                content_warning=target.content_warning,
+                visibility=target.visibility,
+            )
+        )
         problems += [
-            FieldProblem(field=field_path, message=problem.message)
-            for problem in platform.validate(PostContent(text=text))
+            FieldProblem(
+                field=text_path if problem.field == "content" else f"targets[{i}].{problem.field}",
+                message=problem.message,
+            )
+            for problem in found
         ]
     return problems
 

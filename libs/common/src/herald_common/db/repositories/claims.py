@@ -67,6 +67,9 @@ class ClaimedTarget:
     scheduled_at: datetime | None
     text: str
     media_ids: list[str]
+    thread: list[str]
+    content_warning: str | None
+    visibility: str | None
     claim_id: uuid.UUID
     account_external_id: str
     account_handle: str
@@ -132,6 +135,7 @@ def _claim_statement() -> Select[Any]:
         .returning(
             T.id, T.workspace_id, T.post_id, T.account_id, T.platform, T.revision,
             T.attempts, T.scheduled_at, T.content_override, T.claim_id,
+            T.thread, T.content_warning, T.visibility,
             locked.c.previous_status, locked.c.previous_claimed_at,
         )
         .cte("claimed")
@@ -148,6 +152,9 @@ def _claim_statement() -> Select[Any]:
             claimed.c.scheduled_at,
             func.coalesce(claimed.c.content_override, P.content).label("text"),
             P.media_ids,
+            claimed.c.thread,
+            claimed.c.content_warning,
+            claimed.c.visibility,
             claimed.c.claim_id,
             A.external_id.label("account_external_id"),
             A.handle.label("account_handle"),
