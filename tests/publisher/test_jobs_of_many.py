@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -11,12 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import httpx
-import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from herald_common.accounts.refresh import TokenRefresher
 from herald_common.db.models import Notification, Post, PostTarget, PublishAttempt
 from herald_common.platforms.base import (
     ContentProblem,
@@ -79,23 +76,6 @@ class KeyedPlatform(Platform):
         return ok(request) if request.target_id in self.found else None
 
 
-@pytest.fixture
-def deps_for(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis
-) -> Callable[[Platform], PublisherDeps]:
-    def build(platform: Platform) -> PublisherDeps:
-        return PublisherDeps(
-            settings=settings,
-            sessions=sessions,
-            redis=redis,
-            platforms={"sandbox": platform},
-            tokens=TokenRefresher(settings, sessions, redis, httpx.AsyncClient()),
-            worker=socket.gethostname(),
-        )
-
-    return build
-
-
 async def enqueued_targets(
     sessions: async_sessionmaker[AsyncSession], tenant: Tenant, count: int
 ) -> list[uuid.UUID]:
@@ -118,11 +98,11 @@ async def test_a_job_of_many_targets_publishes_and_records_each_once(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     tenant: Tenant,
-    deps_for: Callable[[Platform], PublisherDeps],
+    make_deps: Callable[[Platform], PublisherDeps],
 ) -> None:
     targets = await enqueued_targets(sessions, tenant, 30)
     platform = KeyedPlatform(settings)
-    results = await publish_targets(deps_for(platform), [(t, 1) for t in targets])
+    results = await publish_targets(make_deps(platform), [(t, 1) for t in targets])
 
     assert results == dict.fromkeys(targets, "published")
     assert platform.calls == Counter(targets)
@@ -142,7 +122,7 @@ async def test_each_target_of_a_job_keeps_its_own_outcome(
     settings: Settings,
     redis: Redis,
     tenant: Tenant,
-    deps_for: Callable[[Platform], PublisherDeps],
+    make_deps: Callable[[Platform], PublisherDeps],
 ) -> None:
     published, rejected, flaky, limited, stale = await enqueued_targets(sessions, tenant, 5)
     async with sessions.begin() as session:  # rescheduled after its job was enqueued
@@ -158,7 +138,7 @@ async def test_each_target_of_a_job_keeps_its_own_outcome(
         },
     )
     results = await publish_targets(
-        deps_for(platform), [(t, 1) for t in (published, rejected, flaky, limited, stale)]
+        make_deps(platform), [(t, 1) for t in (published, rejected, flaky, limited, stale)]
     )
 
     assert results == {
@@ -203,13 +183,13 @@ async def test_a_job_spends_each_accounts_tokens_once_per_target(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     tenant: Tenant,
-    deps_for: Callable[[Platform], PublisherDeps],
+    make_deps: Callable[[Platform], PublisherDeps],
 ) -> None:
     targets = await insert_due_targets(
         sessions, tenant.workspace_id, count=5, accounts=1, due_at=datetime.now(UTC)
     )
     platform = LimitedPlatform(settings)
-    results = await publish_targets(deps_for(platform), [(t, 1) for t in targets])
+    results = await publish_targets(make_deps(platform), [(t, 1) for t in targets])
 
     # One account, two tokens: two go out, three wait for the bucket, none is sent.
     assert Counter(results.values()) == {"published": 2, "rate_limited": 3}
@@ -220,13 +200,13 @@ async def test_copies_of_a_job_running_at_once_publish_each_target_once(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     tenant: Tenant,
-    deps_for: Callable[[Platform], PublisherDeps],
+    make_deps: Callable[[Platform], PublisherDeps],
 ) -> None:
     """Overlapping jobs (a repeated scheduler pass, a repair) claim in one lock order: they
     wait for each other rather than deadlock, and each target goes out once."""
     targets = await enqueued_targets(sessions, tenant, 40)
     platform = KeyedPlatform(settings)
-    deps = deps_for(platform)
+    deps = make_deps(platform)
     wanted = [(t, 1) for t in targets]
     runs = await asyncio.gather(
         publish_targets(deps, wanted),
@@ -245,7 +225,7 @@ async def test_a_lapsed_claim_in_a_job_is_reconciled_before_anything_is_sent(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     tenant: Tenant,
-    deps_for: Callable[[Platform], PublisherDeps],
+    make_deps: Callable[[Platform], PublisherDeps],
 ) -> None:
     landed, lost, fresh = await enqueued_targets(sessions, tenant, 3)
     lapsed_at = datetime.now(UTC) - timedelta(seconds=settings.publisher_claim_lease_seconds + 5)
@@ -256,7 +236,7 @@ async def test_a_lapsed_claim_in_a_job_is_reconciled_before_anything_is_sent(
             .values(status="publishing", attempts=1, claim_id=uuid.uuid4(), claimed_at=lapsed_at)
         )
     platform = KeyedPlatform(settings, found={landed})
-    results = await publish_targets(deps_for(platform), [(t, 1) for t in (landed, lost, fresh)])
+    results = await publish_targets(make_deps(platform), [(t, 1) for t in (landed, lost, fresh)])
 
     assert results == dict.fromkeys((landed, lost, fresh), "published")
     # The dead worker's request for `landed` had reached the platform: it is not sent again.
@@ -269,11 +249,11 @@ async def test_a_crashed_attempt_stays_claimed_while_the_rest_of_its_job_is_reco
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     tenant: Tenant,
-    deps_for: Callable[[Platform], PublisherDeps],
+    make_deps: Callable[[Platform], PublisherDeps],
 ) -> None:
     broken, fine = await enqueued_targets(sessions, tenant, 2)
     platform = KeyedPlatform(settings, {broken: raises(RuntimeError("a bug of ours"))})
-    results = await publish_targets(deps_for(platform), [(broken, 1), (fine, 1)])
+    results = await publish_targets(make_deps(platform), [(broken, 1), (fine, 1)])
 
     # Whether `broken` went out is unknown to us: it waits for its lease and a reclaim, which
     # asks the platform before sending anything.

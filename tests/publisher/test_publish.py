@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,6 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from herald_common.accounts.refresh import TokenRefresher
 from herald_common.db.models import Post, PostTarget, PublishAttempt, SocialAccount
 from herald_common.platforms.base import (
     ContentProblem,
@@ -95,23 +93,6 @@ async def target(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> 
         assert row is not None
         row.status = "enqueued"
     return target_id
-
-
-@pytest.fixture
-def make_deps(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis
-) -> Callable[..., PublisherDeps]:
-    def build(platform: Platform) -> PublisherDeps:
-        return PublisherDeps(
-            settings=settings,
-            sessions=sessions,
-            redis=redis,
-            platforms={"sandbox": platform},
-            tokens=TokenRefresher(settings, sessions, redis, httpx.AsyncClient()),
-            worker=socket.gethostname(),
-        )
-
-    return build
 
 
 async def load(sessions: async_sessionmaker[AsyncSession], target_id: uuid.UUID) -> PostTarget:

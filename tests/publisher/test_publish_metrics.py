@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
@@ -14,15 +12,14 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common import clock
-from herald_common.accounts.refresh import TokenRefresher
 from herald_common.db.models import PostTarget
-from herald_common.platforms.base import Platform
 from herald_common.platforms.errors import Rejected
 from herald_common.ratelimit import acquire, buckets_for
 from herald_common.settings import Settings
-from herald_publisher.publish import PublisherDeps, publish_target
+from herald_publisher.publish import publish_target
 from tests.conftest import Tenant
 from tests.factories import insert_due_targets
+from tests.publisher.conftest import publisher_deps
 from tests.publisher.test_publish import ScriptedPlatform, ok, raises
 
 
@@ -47,22 +44,6 @@ async def due_target(sessions: async_sessionmaker[AsyncSession], tenant: Tenant)
     return target_id
 
 
-def deps_for(
-    settings: Settings,
-    sessions: async_sessionmaker[AsyncSession],
-    redis: Redis,
-    platform: Platform,
-) -> PublisherDeps:
-    return PublisherDeps(
-        settings=settings,
-        sessions=sessions,
-        redis=redis,
-        platforms={"sandbox": platform},
-        tokens=TokenRefresher(settings, sessions, redis, httpx.AsyncClient()),
-        worker=socket.gethostname(),
-    )
-
-
 async def test_a_publication_observes_its_lateness(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
@@ -75,9 +56,9 @@ async def test_a_publication_observes_its_lateness(
     clock.advance(timedelta(minutes=10))
 
     platform = ScriptedPlatform(settings, [ok], lambda: None)
-    assert await publish_target(deps_for(settings, sessions, redis, platform), due_target, 1) == (
-        "published"
-    )
+    assert await publish_target(
+        publisher_deps(settings, sessions, redis, platform), due_target, 1
+    ) == ("published")
 
     after = {le: lateness_bucket(le) for le in before}
     assert after["300.0"] == before["300.0"]
@@ -98,9 +79,9 @@ async def test_failures_are_counted_by_error_kind_without_lateness(
     observed_before = lateness_bucket("+Inf")
 
     platform = ScriptedPlatform(settings, [raises(Rejected("no links allowed"))], lambda: None)
-    assert await publish_target(deps_for(settings, sessions, redis, platform), due_target, 1) == (
-        Rejected.kind
-    )
+    assert await publish_target(
+        publisher_deps(settings, sessions, redis, platform), due_target, 1
+    ) == (Rejected.kind)
 
     assert sample("herald_publish_total", platform="sandbox", outcome=Rejected.kind) == (
         rejected_before + 1
@@ -129,9 +110,9 @@ async def test_an_empty_token_bucket_observes_the_wait(
         "herald_ratelimit_wait_seconds_bucket", platform="sandbox", le="900.0"
     )
 
-    assert await publish_target(deps_for(settings, sessions, redis, platform), due_target, 1) == (
-        "rate_limited"
-    )
+    assert await publish_target(
+        publisher_deps(settings, sessions, redis, platform), due_target, 1
+    ) == ("rate_limited")
 
     assert sample("herald_ratelimit_wait_seconds_count", platform="sandbox") == waits_before + 1
     # A refill of one token takes half an hour: not within the 15-minute bucket.
