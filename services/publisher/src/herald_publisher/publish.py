@@ -93,9 +93,13 @@ async def publish_targets(
         log.debug("stale or duplicate targets dropped", count=len(wanted) - len(claimed))
     if not claimed:
         return results
-    waits = await _take_tokens(deps, claimed)
+    buckets = [_buckets(deps, t) for t in claimed]
+    waits = await _take_tokens(deps, claimed, buckets)
     finished = await asyncio.gather(
-        *(_attempt_timed(deps, t, started, wait) for t, wait in zip(claimed, waits, strict=True))
+        *(
+            _attempt_timed(deps, t, started, b, wait)
+            for t, b, wait in zip(claimed, buckets, waits, strict=True)
+        )
     )
     attempts = [a for a in finished if a is not None]
     await _record(deps, attempts)
@@ -109,7 +113,11 @@ async def publish_target(deps: PublisherDeps, target_id: uuid.UUID, revision: in
     return (await publish_targets(deps, [(target_id, revision)]))[target_id]
 
 
-async def _take_tokens(deps: PublisherDeps, claimed: Sequence[ClaimedTarget]) -> list[float | None]:
+async def _take_tokens(
+    deps: PublisherDeps,
+    claimed: Sequence[ClaimedTarget],
+    buckets: Sequence[Sequence[TokenBucket]],
+) -> list[float | None]:
     """The rate-limit wait of each target, from one round trip for the whole job; None for a
     target that takes its tokens later, if at all. A reclaimed target is asked about first
     (handed back unasked, its next claim would not know to ask), and a held account sends
@@ -120,7 +128,7 @@ async def _take_tokens(deps: PublisherDeps, claimed: Sequence[ClaimedTarget]) ->
         for i, t in enumerate(claimed)
         if t.account_status == AccountStatus.ACTIVE and not t.reclaimed
     ]
-    requests = [_buckets(deps, claimed[i]) for i in asking]
+    requests = [buckets[i] for i in asking]
     waits: list[float | None] = [None] * len(claimed)
     for i, wait in zip(asking, await acquire_many(deps.redis, requests), strict=True):
         waits[i] = wait
@@ -133,13 +141,17 @@ def _buckets(deps: PublisherDeps, target: ClaimedTarget) -> list[TokenBucket]:
 
 
 async def _attempt_timed(
-    deps: PublisherDeps, target: ClaimedTarget, started: datetime, wait: float | None
+    deps: PublisherDeps,
+    target: ClaimedTarget,
+    started: datetime,
+    buckets: Sequence[TokenBucket],
+    wait: float | None,
 ) -> Attempt | None:
     """One target's attempt. A failure of Herald's own (a bug, not the platform's answer)
     leaves the target claimed rather than guess at its outcome: the lease runs out and a
     reclaim job asks the platform what happened, while the job's other targets are recorded."""
     try:
-        outcome = await _attempt(deps, target, started, wait)
+        outcome = await _attempt(deps, target, started, buckets, wait)
     except Exception:
         log.exception("publish attempt crashed", target_id=str(target.id))
         return None
@@ -147,7 +159,11 @@ async def _attempt_timed(
 
 
 async def _attempt(
-    deps: PublisherDeps, target: ClaimedTarget, started: datetime, wait: float | None
+    deps: PublisherDeps,
+    target: ClaimedTarget,
+    started: datetime,
+    buckets: Sequence[TokenBucket],
+    wait: float | None,
 ) -> Outcome:
     if target.account_status != AccountStatus.ACTIVE:
         return _held(f"the account is {target.account_status.replace('_', ' ')}")
@@ -171,7 +187,6 @@ async def _attempt(
         found = await _look_up(platform, replace(request, first_attempt_at=first), "reclaimed")
         if found is not None:
             return found
-    buckets = _buckets(deps, target)
     if wait is None:
         wait = await acquire(deps.redis, buckets)
     record_rate_limit_wait(platform.name, wait)
