@@ -33,8 +33,9 @@ class Settings(BaseSettings):
     scheduler_horizon_seconds: float = 900.0
     scheduler_interval_seconds: float = 2.0
     scheduler_batch_size: int = 1000
-    # Batches one pass moves at once, each in its own transaction: Postgres spends most of a
-    # batch updating rows and indexes, which a second connection overlaps (bench/README.md).
+    # Batches one pass moves at once once more than a batch is due, each in its own
+    # transaction: Postgres spends most of a batch updating rows and indexes, which a second
+    # connection overlaps (bench/README.md).
     scheduler_concurrency: int = Field(default=2, ge=1, le=16)
     # The repair pass re-enqueues targets this long overdue whose job vanished from Redis.
     scheduler_repair_grace_seconds: float = 30.0

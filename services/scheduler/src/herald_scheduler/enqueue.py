@@ -46,19 +46,32 @@ async def enqueue_batch(session: AsyncSession, redis: Redis, settings: Settings)
 async def enqueue_due(
     sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
 ) -> int:
-    """Drain everything due within the horizon, batch after batch, ``scheduler_concurrency``
-    batches at a time (SKIP LOCKED keeps them apart, as it does separate schedulers)."""
+    """Drain everything due within the horizon, batch after batch.
+
+    The first batch runs alone: when it is not full it was everything, taken in one order, so
+    a pass repeated after a crash makes the same jobs. Only when more is due do
+    ``scheduler_concurrency`` batches run at a time (SKIP LOCKED keeps them apart, as it does
+    separate schedulers); their split is not repeatable, and a target grouped differently on a
+    repeat sits in two jobs, of which the first to claim it publishes and the other finds
+    nothing."""
+
+    async def batch() -> int:
+        async with sessions() as session:
+            return await enqueue_batch(session, redis, settings)
 
     async def drain() -> int:
         moved_here = 0
         while True:
-            async with sessions() as session:
-                moved = await enqueue_batch(session, redis, settings)
+            moved = await batch()
             moved_here += moved
             if moved < settings.scheduler_batch_size:
                 return moved_here
 
-    total = sum(await asyncio.gather(*(drain() for _ in range(settings.scheduler_concurrency))))
+    total = await batch()
+    if total == settings.scheduler_batch_size:
+        total += sum(
+            await asyncio.gather(*(drain() for _ in range(settings.scheduler_concurrency)))
+        )
     if total:
         log.info("enqueued due targets", count=total)
     return total
