@@ -228,7 +228,7 @@ def _request(target: ClaimedTarget, token: str | None) -> PublishRequest:
         ),
         content=PostContent(
             text=target.text,
-            media_ids=tuple(target.media_ids),
+            media=(),
             thread=tuple(target.thread),
             content_warning=target.content_warning,
             visibility=target.visibility,

@@ -6,15 +6,17 @@ shared HTTP client they are built with, so one instance serves every account of 
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import ClassVar
+from datetime import datetime, timedelta
+from typing import ClassVar, Protocol
 from uuid import UUID
 
 import httpx
 
+from herald_common.platforms.errors import OutcomeUnknown, Rejected, Transient
 from herald_common.settings import Settings
 
 
@@ -27,9 +29,46 @@ class ContentProblem:
 
 
 @dataclass(frozen=True, slots=True)
+class Media:
+    """A picture attached to a post, as Herald stored it (``POST /v1/media``). Its bytes are
+    read on demand through :class:`MediaSource`, only by adapters that upload them."""
+
+    id: UUID
+    # Sniffed from the bytes at upload, never taken from the client: one of MEDIA_TYPES.
+    content_type: str
+    size_bytes: int
+    width: int
+    height: int
+    alt_text: str | None = None
+
+
+# What Herald stores: still pictures every platform Herald attaches media to accepts.
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+class MediaSource(Protocol):
+    """Where an adapter reads a post's pictures and remembers what it uploaded them as, so a
+    retry of the same target reuses the upload instead of uploading again."""
+
+    async def read(self, media_id: UUID) -> bytes: ...
+
+    async def remember(self, media_id: UUID, reference: str) -> None: ...
+
+
+class NoMedia:
+    """The source of a request that carries no pictures."""
+
+    async def read(self, media_id: UUID) -> bytes:
+        raise Rejected("This post has no stored picture " + str(media_id) + ".")
+
+    async def remember(self, media_id: UUID, reference: str) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class PostContent:
     text: str
-    media_ids: Sequence[str] = ()
+    media: Sequence[Media] = ()
     # Further posts of a thread, each published as a reply to the one before it on platforms
     # that thread by reply (X, Bluesky); the others refuse content that has any.
     thread: Sequence[str] = ()
@@ -44,10 +83,14 @@ def unsupported(content: PostContent, messages: Mapping[str, str]) -> list[Conte
     """A problem for each field of ``content`` that is set but the platform lacks, with the
     platform's own words for it (``messages`` maps field name to message, in order)."""
     return [
-        ContentProblem(field, message)
+        ContentProblem(REQUEST_FIELDS.get(field, field), message)
         for field, message in messages.items()
         if getattr(content, field)
     ]
+
+
+# Where a PostContent field comes from in the API's requests, for problem paths.
+REQUEST_FIELDS = {"media": "media_ids"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +135,19 @@ class PublishRequest:
     # When the earliest attempt that may have reached the platform was sent; lets an adapter
     # whose platform remembers idempotency keys for a while know whether it still does.
     first_attempt_at: datetime | None = None
+    # The bytes of ``content.media`` and a place to remember uploads.
+    media_source: MediaSource = field(default_factory=NoMedia)
+    # What earlier attempts of this target uploaded each picture as (media id -> the
+    # platform's reference), already filtered by the adapter's ``media_reference_ttl``.
+    uploaded: Mapping[UUID, str] = field(default_factory=dict)
 
 
 class Platform(ABC):
     name: ClassVar[str]
     limits: ClassVar[tuple[RateLimit, ...]] = ()
+    # How long the platform keeps a picture uploaded but not yet attached to a post; an
+    # upload older than this is done again rather than reused. None: it never expires.
+    media_reference_ttl: ClassVar[timedelta | None] = None
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         self.settings = settings
@@ -113,3 +164,94 @@ class Platform(ABC):
     @abstractmethod
     async def find_published(self, request: PublishRequest) -> Published | None:
         """Whether ``request`` already produced a post: it, ``None``, or raise CannotTell."""
+
+    async def upload_all(
+        self, request: PublishRequest, upload: Callable[[Media, bytes], Awaitable[str]]
+    ) -> list[str]:
+        """The platform's reference for each picture of ``request``, in order: reused from an
+        earlier attempt of the target, or read, uploaded with ``upload`` and remembered at once
+        (before the post is created, so a crash in between never uploads it twice).
+
+        An upload that may or may not have landed is only a stray copy on the platform, never
+        a second post, so its :class:`OutcomeUnknown` becomes :class:`Transient`.
+        """
+
+        async def one(item: Media) -> str:
+            known = request.uploaded.get(item.id)
+            if known is not None:
+                return known
+            data = await request.media_source.read(item.id)
+            try:
+                reference = await upload(item, data)
+            except OutcomeUnknown as exc:
+                raise Transient(
+                    f"Uploading a picture: {exc.message}", http_status=exc.http_status
+                ) from exc
+            await request.media_source.remember(item.id, reference)
+            return reference
+
+        return list(await asyncio.gather(*(one(item) for item in request.content.media)))
+
+
+def media_problems(
+    platform: str,
+    media: Sequence[Media],
+    *,
+    max_count: int,
+    max_bytes: int,
+    types: Sequence[str] = MEDIA_TYPES,
+    max_alt_text: int | None = None,
+    max_pixels: int | None = None,
+    field_name: str = "media_ids",
+) -> list[ContentProblem]:
+    """The usual checks of a platform's picture rules, with paths like ``media_ids[2]``."""
+    problems = []
+    if len(media) > max_count:
+        problems.append(
+            ContentProblem(
+                field_name,
+                f"{platform} allows {max_count} picture{'s' if max_count != 1 else ''} per "
+                f"post; this post has {len(media)}.",
+            )
+        )
+    for i, item in enumerate(media):
+        path = f"{field_name}[{i}]"
+        if item.content_type not in types:
+            kinds = ", ".join(t.removeprefix("image/").upper() for t in types)
+            problems.append(
+                ContentProblem(
+                    path,
+                    f"{platform} takes {kinds} pictures; this one is {item.content_type}.",
+                )
+            )
+        if item.size_bytes > max_bytes:
+            problems.append(
+                ContentProblem(
+                    path,
+                    f"{platform} takes pictures up to {_size(max_bytes)}; this one is "
+                    f"{_size(item.size_bytes)}.",
+                )
+            )
+        if max_pixels is not None and item.width * item.height > max_pixels:
+            problems.append(
+                ContentProblem(
+                    path,
+                    f"{platform} takes pictures up to {max_pixels:,} pixels; this one is "
+                    f"{item.width} x {item.height}.",
+                )
+            )
+        if max_alt_text is not None and len(item.alt_text or "") > max_alt_text:
+            problems.append(
+                ContentProblem(
+                    path,
+                    f"{platform} allows {max_alt_text} characters of alt text; this picture "
+                    f"has {len(item.alt_text or '')}.",
+                )
+            )
+    return problems
+
+
+def _size(size_bytes: int) -> str:
+    if size_bytes < 1024 * 1024:
+        return f"{size_bytes / 1024:.0f} KB"
+    return f"{size_bytes / (1024 * 1024):.1f} MB"

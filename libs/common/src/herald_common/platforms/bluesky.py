@@ -137,7 +137,7 @@ class Bluesky(Platform):
         problems += unsupported(
             content,
             {
-                "media_ids": "Herald cannot attach pictures to Bluesky yet.",
+                "media": "Herald cannot attach pictures to Bluesky yet.",
                 "content_warning": (
                     "Bluesky has labels rather than free-text content warnings; remove it."
                 ),

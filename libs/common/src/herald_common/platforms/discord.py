@@ -77,7 +77,7 @@ class Discord(Platform):
         problems += unsupported(
             content,
             {
-                "media_ids": "Herald cannot attach files to Discord yet.",
+                "media": "Herald cannot attach files to Discord yet.",
                 "thread": "Discord webhooks have no threads; post one message.",
                 "content_warning": "Discord has no content warnings.",
                 "visibility": "A Discord message is seen by the channel.",

@@ -81,7 +81,7 @@ class LinkedIn(Platform):
 
     def validate(self, content: PostContent) -> list[ContentProblem]:
         problems = []
-        if not content.text.strip() and not content.media_ids:
+        if not content.text.strip() and not content.media:
             problems.append(ContentProblem("content", "LinkedIn needs some text or a picture."))
         if len(content.text) > MAX_CHARACTERS:
             problems.append(
@@ -91,12 +91,12 @@ class LinkedIn(Platform):
                     f"{len(content.text)}.",
                 )
             )
-        if len(content.media_ids) > MAX_IMAGES:
+        if len(content.media) > MAX_IMAGES:
             problems.append(
                 ContentProblem(
                     "media_ids",
                     f"LinkedIn allows {MAX_IMAGES} images per post; this post has "
-                    f"{len(content.media_ids)}.",
+                    f"{len(content.media)}.",
                 )
             )
         if content.thread:
@@ -128,7 +128,7 @@ class LinkedIn(Platform):
             "lifecycleState": "PUBLISHED",
             "isReshareDisabledByAuthor": False,
         }
-        media = list(request.content.media_ids)
+        media = list(request.content.media)
         if len(media) == 1:
             body["content"] = {"media": {"id": media[0]}}
         elif media:

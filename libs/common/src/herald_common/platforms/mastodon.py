@@ -76,7 +76,7 @@ class Mastodon(Platform):
 
     def validate(self, content: PostContent) -> list[ContentProblem]:
         problems = []
-        if not content.text.strip() and not content.media_ids:
+        if not content.text.strip() and not content.media:
             problems.append(
                 ContentProblem("content", "Mastodon needs some text or at least one attachment.")
             )
@@ -103,12 +103,12 @@ class Mastodon(Platform):
             problems.append(
                 ContentProblem("thread", "Herald cannot publish Mastodon threads yet; post one.")
             )
-        if len(content.media_ids) > MAX_MEDIA_ATTACHMENTS:
+        if len(content.media) > MAX_MEDIA_ATTACHMENTS:
             problems.append(
                 ContentProblem(
                     "media_ids",
                     f"Mastodon allows {MAX_MEDIA_ATTACHMENTS} attachments per post; this post "
-                    f"has {len(content.media_ids)}.",
+                    f"has {len(content.media)}.",
                 )
             )
         return problems
@@ -163,8 +163,8 @@ class Mastodon(Platform):
             "status": content.text,
             "visibility": content.visibility or "public",
         }
-        if content.media_ids:
-            body["media_ids"] = list(content.media_ids)
+        if content.media:
+            body["media_ids"] = list(content.media)
         if content.content_warning:
             body["spoiler_text"] = content.content_warning
         try:

@@ -62,10 +62,10 @@ class Telegram(Platform):
 
     def validate(self, content: PostContent) -> list[ContentProblem]:
         problems = []
-        limit = MAX_CAPTION if content.media_ids else MAX_TEXT
-        what = "a caption under pictures" if content.media_ids else "a message"
+        limit = MAX_CAPTION if content.media else MAX_TEXT
+        what = "a caption under pictures" if content.media else "a message"
         length = utf16_length(content.text)
-        if not content.text.strip() and not content.media_ids:
+        if not content.text.strip() and not content.media:
             problems.append(ContentProblem("content", "Telegram needs some text or a picture."))
         if length > limit:
             problems.append(
@@ -75,12 +75,12 @@ class Telegram(Platform):
                     f"outside the basic plane count as 2); this post has {length}.",
                 )
             )
-        if len(content.media_ids) > MAX_MEDIA:
+        if len(content.media) > MAX_MEDIA:
             problems.append(
                 ContentProblem(
                     "media_ids",
                     f"Telegram allows {MAX_MEDIA} pictures per post; this post has "
-                    f"{len(content.media_ids)}.",
+                    f"{len(content.media)}.",
                 )
             )
         problems += unsupported(
@@ -98,7 +98,7 @@ class Telegram(Platform):
         if not token:
             raise AuthExpired("Telegram: the account has no bot token; reconnect it")
         chat_id = request.account.external_id
-        text, media = request.content.text, list(request.content.media_ids)
+        text, media = request.content.text, list(request.content.media)
         method: str
         body: dict[str, Any]
         if not media:

@@ -76,7 +76,7 @@ class X(Platform):
 
     def validate(self, content: PostContent) -> list[ContentProblem]:
         problems = []
-        if not content.text.strip() and not content.media_ids:
+        if not content.text.strip() and not content.media:
             problems.append(ContentProblem("content", "X needs some text or a picture."))
         for field, text in _parts(content):
             length = x_weighted_length(text)
@@ -91,12 +91,11 @@ class X(Platform):
                 )
             elif field != "content" and not text.strip():
                 problems.append(ContentProblem(field, "A post of an X thread cannot be empty."))
-        if len(content.media_ids) > MAX_MEDIA:
+        if len(content.media) > MAX_MEDIA:
             problems.append(
                 ContentProblem(
                     "media_ids",
-                    f"X allows {MAX_MEDIA} pictures per post; this post has "
-                    f"{len(content.media_ids)}.",
+                    f"X allows {MAX_MEDIA} pictures per post; this post has {len(content.media)}.",
                 )
             )
         if content.content_warning:
@@ -121,8 +120,8 @@ class X(Platform):
         posted: list[str] = []
         for index, text in enumerate(texts):
             body: dict[str, Any] = {"text": text}
-            if index == 0 and request.content.media_ids:
-                body["media"] = {"media_ids": list(request.content.media_ids)}
+            if index == 0 and request.content.media:
+                body["media"] = {"media_ids": list(request.content.media)}
             if posted:
                 body["reply"] = {"in_reply_to_tweet_id": posted[-1]}
             try:
@@ -170,7 +169,7 @@ class X(Platform):
         posts = json_object(response).get("data") or []
         # Oldest first, so a thread's parts are matched in the order they were posted.
         found: list[str] = []
-        has_media = bool(request.content.media_ids)
+        has_media = bool(request.content.media)
         for part in [request.content.text, *request.content.thread]:
             wanted = _comparable(part)
             match = next(
