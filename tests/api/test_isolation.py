@@ -21,10 +21,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from herald_common.db.models import ApiKey, Invitation, Notification, Post, Workspace
+from herald_common.db.models import ApiKey, Invitation, Media, Notification, Post, Workspace
 from herald_common.roles import Role
 from herald_common.settings import Settings
 from tests.conftest import Tenant
+from tests.fakes.media import image_bytes
 from tests.members import PASSWORD, Member, make_member
 
 # Routes anyone may call: probes, and the ways to get credentials in the first place.
@@ -45,6 +46,7 @@ NOT_IDS = {"platform": "x"}
 # Run last: with the second workspace's own credentials these end its session or delete it.
 LAST = {"log_out", "delete_workspace"}
 SECRET_CONTENT = "first workspace's confidential launch post"
+SECRET_ALT_TEXT = "first workspace's unreleased product photo"
 
 
 def _body(operation_id: str, world: World) -> Any:
@@ -74,10 +76,22 @@ def _body(operation_id: str, world: World) -> Any:
         "update_member": {"role": "viewer"},
         "create_invitation": {"email": "intruder@example.com", "role": "owner"},
         "create_api_key": {"name": "intruder"},
+        "upload_media": Upload({"file": ("intruder.png", image_bytes(width=3), "image/png")}),
     }
     if operation_id not in bodies:
         raise AssertionError(f"add a request body for {operation_id} to {__name__}._body")
     return bodies[operation_id]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A multipart body, sent as files rather than JSON."""
+
+    files: dict[str, tuple[str, bytes, str]]
+
+
+def _send(body: Any) -> dict[str, Any]:
+    return {"files": body.files} if isinstance(body, Upload) else {"json": body}
 
 
 @dataclass
@@ -114,10 +128,17 @@ async def world(
     editor = await make_member(sessions, settings, tenant.workspace_id, Role.EDITOR)
     second_owner = await make_member(sessions, settings, other_tenant.workspace_id, Role.OWNER)
     async with httpx.AsyncClient(base_url=api_url, headers=owner.headers) as http:
+        media = await http.post(
+            "/v1/media",
+            files={"file": ("secret.png", image_bytes(), "image/png")},
+            data={"alt_text": SECRET_ALT_TEXT},
+        )
+        assert media.status_code == 201, media.text
         post = await http.post(
             "/v1/posts",
             json={
                 "content": SECRET_CONTENT,
+                "media_ids": [media.json()["id"]],
                 "scheduled_at": (datetime.now(UTC) + timedelta(hours=2)).isoformat(),
                 "targets": [{"account_id": str(tenant.account_id)}],
             },
@@ -145,6 +166,7 @@ async def world(
         "user_id": editor.user_id,
         "invitation_id": uuid.UUID(invitation.json()["id"]),
         "key_id": uuid.UUID(key.json()["id"]),
+        "media_id": uuid.UUID(media.json()["id"]),
     }
     secrets = [
         *(str(v) for v in ids.values()),
@@ -154,6 +176,8 @@ async def world(
         editor.email,
         "guest@first.example",
         SECRET_CONTENT,
+        SECRET_ALT_TEXT,
+        media.json()["sha256"],
         key.json()["prefix"],
         "acme-sandbox",
     ]
@@ -210,7 +234,7 @@ async def test_another_workspace_gets_nothing_of_the_first_from_any_route(
             path, extra, body = _request(op, world)
             for caller, headers in callers.items():
                 response = await http.request(
-                    op.method, path, headers={**headers, **extra}, json=body
+                    op.method, path, headers={**headers, **extra}, **_send(body)
                 )
                 where = f"{op.method} {op.path} as {caller}: {response.status_code}"
                 assert response.status_code < 500, where
@@ -237,6 +261,12 @@ async def test_another_workspace_gets_nothing_of_the_first_from_any_route(
             select(ApiKey.name).where(ApiKey.workspace_id == world.first.workspace_id)
         )
         assert "intruder" not in list(keys)
+        media = await session.get(Media, world.ids["media_id"])
+        assert media is not None
+        uploaded = await session.scalars(
+            select(Media.id).where(Media.workspace_id == world.first.workspace_id)
+        )
+        assert list(uploaded) == [media.id]
 
 
 @pytest.mark.parametrize(
@@ -254,7 +284,7 @@ async def test_every_route_but_the_public_ones_needs_credentials(
         for op in ops:
             path, extra, body = _request(op, world)
             response = await http.request(
-                op.method, path, headers={**credentials, **extra}, json=body
+                op.method, path, headers={**credentials, **extra}, **_send(body)
             )
             where = f"{op.method} {op.path}: {response.status_code} {response.text}"
             assert response.status_code < 500, where

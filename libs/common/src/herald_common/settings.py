@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Larger request bodies are refused with 413 before they are read.
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # The largest picture POST /v1/media stores (16 MiB: Mastodon's image limit, the largest
+    # of the platforms'); each platform's own smaller limit is checked when a post names it.
+    media_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -60,21 +60,28 @@ class SecureHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+# Room for a multipart upload's boundaries, part headers and alt text around the picture.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
 class BodyLimit:
     """Refuse bodies over ``limit`` bytes with 413, by Content-Length when sent, else by
-    counting (chunked uploads): the body is read here, at most ``limit`` bytes, and replayed."""
+    counting (chunked uploads): the body is read here, at most ``limit`` bytes, and replayed.
+    Paths in ``larger`` (exact) have a limit of their own: picture uploads."""
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.limit)
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._refuse(scope, receive, send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._refuse(limit, scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -85,8 +92,8 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
-                await self._refuse(scope, receive, send)
+            if size > limit:
+                await self._refuse(limit, scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -94,9 +101,9 @@ class BodyLimit:
         body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, _replay([body], receive), send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(
-            413, "body-too-large", f"The request body is larger than {self.limit} bytes."
+            413, "body-too-large", f"The request body is larger than {limit} bytes."
         )
         await response(scope, receive, send)
 
@@ -112,7 +119,11 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 def install_edge(app: FastAPI, settings: Settings) -> None:
     """Innermost first: the body limit, then CORS, then the headers on every answer."""
-    app.add_middleware(BodyLimit, limit=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_request_body_bytes,
+        larger={"/v1/media": settings.media_max_bytes + MULTIPART_OVERHEAD},
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

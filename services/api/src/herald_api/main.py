@@ -15,6 +15,7 @@ from herald_api.api_keys import endpoints as api_keys
 from herald_api.auth import endpoints as auth
 from herald_api.edge import install_edge
 from herald_api.mail import MailSender
+from herald_api.media import endpoints as media
 from herald_api.notifications import endpoints as notifications
 from herald_api.observability import install_observability
 from herald_api.posts import endpoints as posts
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, mailer: MailSender | None = Non
     app.include_router(accounts.callback_router)
     for router in (
         posts.router,
+        media.router,
         accounts.router,
         sandbox.router,
         notifications.router,

@@ -57,6 +57,7 @@ from herald_common.queue import (
 from herald_common.ratelimit import TokenBucket, acquire, acquire_many, buckets_for, drain_for
 from herald_common.settings import Settings
 from herald_common.statuses import AccountStatus, TargetStatus
+from herald_publisher.media import NO_MEDIA, StoredMedia, TargetMedia, media_of_job
 
 log = get_logger(__name__)
 
@@ -93,11 +94,12 @@ async def publish_targets(
         log.debug("stale or duplicate targets dropped", count=len(wanted) - len(claimed))
     if not claimed:
         return results
+    media = await media_of_job(deps.sessions, claimed, deps.platforms)
     buckets = [_buckets(deps, t) for t in claimed]
     waits = await _take_tokens(deps, claimed, buckets)
     finished = await asyncio.gather(
         *(
-            _attempt_timed(deps, t, started, b, wait)
+            _attempt_timed(deps, t, started, b, wait, media.get(t.id, NO_MEDIA))
             for t, b, wait in zip(claimed, buckets, waits, strict=True)
         )
     )
@@ -146,12 +148,13 @@ async def _attempt_timed(
     started: datetime,
     buckets: Sequence[TokenBucket],
     wait: float | None,
+    media: TargetMedia,
 ) -> Attempt | None:
     """One target's attempt. A failure of Herald's own (a bug, not the platform's answer)
     leaves the target claimed rather than guess at its outcome: the lease runs out and a
     reclaim job asks the platform what happened, while the job's other targets are recorded."""
     try:
-        outcome = await _attempt(deps, target, started, buckets, wait)
+        outcome = await _attempt(deps, target, started, buckets, wait, media)
     except Exception:
         log.exception("publish attempt crashed", target_id=str(target.id))
         return None
@@ -164,6 +167,7 @@ async def _attempt(
     started: datetime,
     buckets: Sequence[TokenBucket],
     wait: float | None,
+    media: TargetMedia,
 ) -> Outcome:
     if target.account_status != AccountStatus.ACTIVE:
         return _held(f"the account is {target.account_status.replace('_', ' ')}")
@@ -180,7 +184,7 @@ async def _attempt(
         return _held(exc.message, exc.http_status)
     except PublishError as exc:
         return _failure(deps.settings, target, exc)
-    request = _request(target, token)
+    request = _request(deps, target, token, media)
     if target.reclaimed:
         # The worker that held this claim died mid-publish: its request may have landed.
         first = await _first_attempt_at(deps, target.id, target.previous_claimed_at or started)
@@ -193,6 +197,8 @@ async def _attempt(
     if wait > 0:
         return _rate_limited(wait, "our rate limit for this account or platform")
     try:
+        if media.missing:
+            raise Rejected("A picture of this post was deleted before it went out.")
         problems = platform.validate(request.content)
         if problems:
             raise Rejected("; ".join(p.message for p in problems))
@@ -216,7 +222,9 @@ async def _attempt(
         return _failure(deps.settings, target, exc)
 
 
-def _request(target: ClaimedTarget, token: str | None) -> PublishRequest:
+def _request(
+    deps: PublisherDeps, target: ClaimedTarget, token: str | None, media: TargetMedia
+) -> PublishRequest:
     return PublishRequest(
         account=AccountCredentials(
             account_id=target.account_id,
@@ -228,13 +236,15 @@ def _request(target: ClaimedTarget, token: str | None) -> PublishRequest:
         ),
         content=PostContent(
             text=target.text,
-            media=(),
+            media=media.media,
             thread=tuple(target.thread),
             content_warning=target.content_warning,
             visibility=target.visibility,
         ),
         idempotency_key=idempotency_key(target.id),
         target_id=target.id,
+        media_source=StoredMedia(deps.sessions, target.workspace_id, target.id),
+        uploaded=media.uploaded,
     )
 
 

@@ -246,12 +246,16 @@ class Post(Base):
         UniqueConstraint("workspace_id", "idempotency_key"),
         CheckConstraint(f"status IN ({_in(PostStatus)})", name="status"),
         Index("ix_posts_workspace_scheduled", "workspace_id", "scheduled_at"),
+        Index("ix_posts_media_ids", "media_ids", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = _pk()
     workspace_id: Mapped[uuid.UUID] = _workspace_fk()
     content: Mapped[str] = mapped_column(Text)
-    media_ids: Mapped[list[str]] = mapped_column(ARRAY(String), server_default="{}")
+    # Pictures (rows of media), attached in this order to every target.
+    media_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), server_default="{}", default=list
+    )
     scheduled_at: Mapped[datetime | None]
     timezone: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
@@ -261,6 +265,43 @@ class Post(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class Media(Base):
+    """A picture uploaded to Herald (``POST /v1/media``), kept until deleted; adapters upload
+    it to each platform at publish time. The type is sniffed from the bytes, never taken from
+    the client."""
+
+    __tablename__ = "media"
+
+    id: Mapped[uuid.UUID] = _pk()
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    content_type: Mapped[str] = mapped_column(String(32))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    alt_text: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Loaded only when asked for: listing and validating read the metadata alone.
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class MediaUpload(Base):
+    """What one target's adapter uploaded a picture as (the platform's media id, blob, urn),
+    written as soon as the upload answered, so a retry attaches it instead of uploading again."""
+
+    __tablename__ = "media_uploads"
+
+    target_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("post_targets.id", ondelete="CASCADE"), primary_key=True
+    )
+    media_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("media.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    reference: Mapped[str] = mapped_column(Text)
+    uploaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class PostTarget(Base):
@@ -383,4 +424,6 @@ class SandboxPublication(Base):
     )
     idempotency_key: Mapped[str] = mapped_column(String(255), index=True)
     text: Mapped[str] = mapped_column(Text)
+    # What each attached picture was "uploaded" as (type and digest of the bytes received).
+    media: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}", default=list)
     published_at: Mapped[datetime] = _created()

@@ -9,6 +9,7 @@ idempotency key up in that record, as a lookup of recent posts would on a real p
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 
 import httpx
@@ -18,16 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from herald_common.db.models import SandboxPublication
 from herald_common.platforms.base import (
     ContentProblem,
+    Media,
     Platform,
     PostContent,
     Published,
     PublishRequest,
     RateLimit,
+    media_problems,
 )
 from herald_common.platforms.errors import Transient
 from herald_common.settings import Settings
 
 MAX_LENGTH = 5000
+MAX_PICTURES = 4
 
 
 class Sandbox(Platform):
@@ -45,17 +49,23 @@ class Sandbox(Platform):
         self._sessions = sessions
 
     def validate(self, content: PostContent) -> list[ContentProblem]:
+        problems = media_problems(
+            "The sandbox",
+            content.media,
+            max_count=MAX_PICTURES,
+            max_bytes=self.settings.media_max_bytes,
+        )
         if not content.text.strip():
-            return [ContentProblem("content", "The post has no text.")]
+            problems.append(ContentProblem("content", "The post has no text."))
         if len(content.text) > MAX_LENGTH:
-            return [
+            problems.append(
                 ContentProblem(
                     "content",
                     f"The sandbox allows {MAX_LENGTH} characters; this post has "
                     f"{len(content.text)}.",
                 )
-            ]
-        return []
+            )
+        return problems
 
     def _require_sessions(self) -> async_sessionmaker[AsyncSession]:
         if self._sessions is None:
@@ -65,6 +75,8 @@ class Sandbox(Platform):
     async def publish(self, request: PublishRequest) -> Published:
         if self.settings.sandbox_latency_ms:
             await asyncio.sleep(self.settings.sandbox_latency_ms / 1000)
+        # Pictures are "uploaded" like a platform's: read once, remembered, reused on retry.
+        media = await self.upload_all(request, _upload)
         if random.random() < self.settings.sandbox_failure_rate:
             raise Transient("sandbox: injected failure", http_status=503)
         async with self._require_sessions().begin() as session:
@@ -73,6 +85,7 @@ class Sandbox(Platform):
                 account_id=request.account.account_id,
                 idempotency_key=request.idempotency_key,
                 text=request.content.text,
+                media=media,
             )
             session.add(publication)
         return _published(publication)
@@ -89,6 +102,12 @@ class Sandbox(Platform):
                 .limit(1)
             )
         return None if found is None else _published(found)
+
+
+async def _upload(item: Media, data: bytes) -> str:
+    """The sandbox's reference for a picture: its content type and a digest of the bytes it
+    was given, so a test can tell the bytes really travelled."""
+    return f"{item.content_type};sha256={hashlib.sha256(data).hexdigest()}"
 
 
 def _published(publication: SandboxPublication) -> Published:

@@ -53,6 +53,7 @@ def to_out(item: PostWithTargets) -> PostOut:
     return PostOut(
         id=post.id,
         content=post.content,
+        media_ids=list(post.media_ids or []),
         scheduled_at=post.scheduled_at,
         timezone=post.timezone,
         status=PostStatus(post.status),

@@ -22,6 +22,8 @@ from herald_common.statuses import PostStatus, TargetStatus
 
 MAX_CONTENT_LENGTH = 100_000
 MAX_TARGETS = 50
+# LinkedIn's multi-image post, the most any platform attaches; each platform checks its own.
+MAX_MEDIA = 20
 # A thread longer than this is a blog post; X's own composer stops at 25.
 MAX_THREAD_POSTS = 25
 MAX_CONTENT_WARNING_LENGTH = 1_000
@@ -90,6 +92,22 @@ class TargetIn(BaseModel):
     )
 
 
+def _unique_media(media_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if len(set(media_ids)) < len(media_ids):
+        raise ValueError("a picture is listed more than once")
+    return media_ids
+
+
+MediaIds = Annotated[
+    list[uuid.UUID],
+    Field(
+        max_length=MAX_MEDIA,
+        description="Pictures from POST /v1/media, attached in this order to every target.",
+    ),
+    AfterValidator(_unique_media),
+]
+
+
 Targets = Annotated[
     list[TargetIn],
     Field(min_length=1, max_length=MAX_TARGETS),
@@ -117,6 +135,7 @@ class PostCreate(_Timing):
     model_config = ConfigDict(extra="forbid")
 
     content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+    media_ids: MediaIds = Field(default_factory=list)
     targets: Targets
     # Strict: pydantic would read 0 or "no" as false (schemathesis found "draft": 0 accepted).
     draft: StrictBool = Field(default=False, description="Save without scheduling.")
@@ -134,6 +153,7 @@ class PostValidate(_Timing):
     model_config = ConfigDict(extra="forbid")
 
     content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+    media_ids: MediaIds = Field(default_factory=list)
     targets: Targets
 
 
@@ -150,6 +170,7 @@ class PostUpdate(_Timing):
     model_config = ConfigDict(extra="forbid")
 
     content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_LENGTH)
+    media_ids: MediaIds | None = None
     targets: Targets | None = None
     draft: StrictBool | None = None
 
@@ -175,6 +196,7 @@ class TargetOut(BaseModel):
 class PostOut(BaseModel):
     id: uuid.UUID
     content: str
+    media_ids: list[uuid.UUID]
     scheduled_at: UtcDatetime | None
     timezone: str | None
     status: PostStatus

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from herald_api.media import service as media_service
 from herald_api.posts import repository
 from herald_api.posts.repository import PostWithTargets
 from herald_api.posts.schemas import PostCreate, PostUpdate, PostValidate, TargetIn
@@ -25,7 +26,7 @@ from herald_common import clock
 from herald_common.db.models import Post, PostTarget, SocialAccount
 from herald_common.db.repositories.accounts import get_accounts
 from herald_common.db.repositories.targets import notify_scheduler
-from herald_common.platforms.base import Platform, PostContent
+from herald_common.platforms.base import Media, Platform, PostContent
 from herald_common.settings import Settings
 from herald_common.statuses import (
     EDITABLE,
@@ -105,11 +106,13 @@ async def create_post(
             return replay, False
     scheduled_at = _resolve_time(data.scheduled_at, data.timezone)
     accounts = await _resolve_accounts(ctx, data.targets)
+    media = await _resolve_media(ctx, data.media_ids)
     if not data.draft:
-        _check_publishable(ctx, data.content, data.targets, accounts)
+        _check_publishable(ctx, data.content, media, data.targets, accounts)
     post = Post(
         workspace_id=ctx.workspace_id,
         content=data.content,
+        media_ids=list(data.media_ids),
         scheduled_at=scheduled_at,
         timezone=data.timezone,
         status=PostStatus.DRAFT if data.draft else PostStatus.SCHEDULED,
@@ -179,6 +182,9 @@ async def update_post(
         raise _invalid([FieldProblem(field="scheduled_at", message="Give it with timezone.")])
     if data.content is not None:
         post.content = data.content
+    if data.media_ids is not None:
+        post.media_ids = list(data.media_ids)
+    media = await _resolve_media(ctx, post.media_ids)
     if "scheduled_at" in fields:
         post.scheduled_at = _resolve_time(data.scheduled_at, data.timezone)
         post.timezone = data.timezone
@@ -190,7 +196,7 @@ async def update_post(
     live = [t for t in targets if t.status != TargetStatus.CANCELLED]
     if not draft:
         accounts = await _resolve_accounts(ctx, [_target_in(t) for t in live])
-        _check_publishable(ctx, post.content, [_target_in(t) for t in live], accounts)
+        _check_publishable(ctx, post.content, media, [_target_in(t) for t in live], accounts)
     return await _reschedule(ctx, post, targets, draft=draft)
 
 
@@ -198,7 +204,8 @@ async def publish_now(ctx: PostContext, post_id: uuid.UUID) -> PostWithTargets:
     post, targets = await _lock_for_change(ctx, post_id)
     live = [t for t in targets if t.status in EDITABLE]
     accounts = await _resolve_accounts(ctx, [_target_in(t) for t in live])
-    _check_publishable(ctx, post.content, [_target_in(t) for t in live], accounts)
+    media = await _resolve_media(ctx, post.media_ids)
+    _check_publishable(ctx, post.content, media, [_target_in(t) for t in live], accounts)
     post.scheduled_at = clock.now()
     return await _reschedule(ctx, post, targets, draft=False)
 
@@ -375,14 +382,22 @@ async def _account_problems(
     return accounts, problems
 
 
+async def _resolve_media(ctx: PostContext, media_ids: Sequence[uuid.UUID]) -> list[Media]:
+    media, problems = await media_service.resolve(ctx.session, ctx.workspace_id, media_ids)
+    if problems:
+        raise _invalid(problems)
+    return media
+
+
 def _check_publishable(
     ctx: PostContext,
     content: str,
+    media: Sequence[Media],
     targets: Sequence[TargetIn],
     accounts: dict[uuid.UUID, SocialAccount],
 ) -> None:
-    """Run each target's platform rules on the text it will publish."""
-    problems = _content_problems(ctx, content, targets, accounts)
+    """Run each target's platform rules on the text and pictures it will publish."""
+    problems = _content_problems(ctx, content, media, targets, accounts)
     if problems:
         raise _invalid(problems)
 
@@ -390,9 +405,12 @@ def _check_publishable(
 def _content_problems(
     ctx: PostContext,
     content: str,
+    media: Sequence[Media],
     targets: Sequence[TargetIn],
     accounts: dict[uuid.UUID, SocialAccount],
 ) -> list[FieldProblem]:
+    """Problems with the post's own fields (``content``, ``media_ids[i]``) keep their path,
+    their message naming the platform; the others are the target's (``targets[i]...``)."""
     problems: list[FieldProblem] = []
     for i, target in enumerate(targets):
         if target.account_id not in accounts:
@@ -403,19 +421,25 @@ def _content_problems(
         found = platform.validate(
             PostContent(
                 text=text,
+                media=tuple(media),
                 thread=tuple(target.thread),
                 content_warning=target.content_warning,
                 visibility=target.visibility,
             )
         )
         problems += [
-            FieldProblem(
-                field=text_path if problem.field == "content" else f"targets[{i}].{problem.field}",
-                message=problem.message,
-            )
+            FieldProblem(field=_path(problem.field, text_path, i), message=problem.message)
             for problem in found
         ]
     return problems
+
+
+def _path(field: str, text_path: str, target: int) -> str:
+    if field == "content":
+        return text_path
+    if field == "media_ids" or field.startswith("media_ids["):
+        return field
+    return f"targets[{target}].{field}"
 
 
 async def validate_post(ctx: PostContext, data: PostValidate) -> list[FieldProblem]:
@@ -428,8 +452,14 @@ async def validate_post(ctx: PostContext, data: PostValidate) -> list[FieldProbl
         except ProblemError as exc:
             problems += exc.errors
     accounts, account_problems = await _account_problems(ctx, data.targets)
+    media, media_problems = await media_service.resolve(
+        ctx.session, ctx.workspace_id, data.media_ids
+    )
     return (
-        problems + account_problems + _content_problems(ctx, data.content, data.targets, accounts)
+        problems
+        + account_problems
+        + media_problems
+        + _content_problems(ctx, data.content, media, data.targets, accounts)
     )
 
 
@@ -462,7 +492,8 @@ async def retry_target(
             f"Only failed or unknown targets can be retried; this one is {target.status}.",
         )
     accounts = await _resolve_accounts(ctx, [_target_in(target)])
-    _check_publishable(ctx, post.content, [_target_in(target)], accounts)
+    media = await _resolve_media(ctx, post.media_ids)
+    _check_publishable(ctx, post.content, media, [_target_in(target)], accounts)
     post.revision += 1
     move(target, TargetStatus.PENDING)
     target.revision = post.revision

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from herald_api.deps import SessionDep, WorkspaceDep
@@ -20,6 +20,10 @@ class SandboxPublicationOut(BaseModel):
     id: uuid.UUID
     account_id: uuid.UUID
     text: str
+    media: list[str] = Field(
+        description="Each attached picture as the sandbox received it: its content type and "
+        "the SHA-256 of its bytes."
+    )
     published_at: UtcDatetime
 
 

@@ -66,7 +66,7 @@ class ClaimedTarget:
     attempts: int
     scheduled_at: datetime | None
     text: str
-    media_ids: list[str]
+    media_ids: list[uuid.UUID]
     thread: list[str]
     content_warning: str | None
     visibility: str | None

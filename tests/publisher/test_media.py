@@ -1,0 +1,180 @@
+"""Pictures at publish time: read from Postgres, uploaded once per target, remembered before
+the post is created and reused by retries; a missing picture fails the target."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from herald_common.db.models import Media, MediaUpload, Post, PostTarget
+from herald_common.platforms.base import (
+    ContentProblem,
+    Platform,
+    PostContent,
+    Published,
+    PublishRequest,
+    RateLimit,
+)
+from herald_common.platforms.base import Media as MediaInfo
+from herald_common.platforms.errors import Transient
+from herald_common.settings import Settings
+from herald_publisher.publish import PublisherDeps, publish_target
+from tests.conftest import Tenant, make_tenant
+from tests.factories import insert_due_targets
+from tests.fakes.media import image_bytes
+
+
+class Uploading(Platform):
+    """A platform double that uploads pictures like the real adapters do, counting uploads,
+    and fails its first ``failures`` posts after uploading."""
+
+    name = "sandbox"
+    limits: ClassVar[tuple[RateLimit, ...]] = ()
+
+    def __init__(self, settings: Settings, failures: int = 0) -> None:
+        super().__init__(settings, httpx.AsyncClient())
+        self.failures = failures
+        self.uploads: list[tuple[uuid.UUID, bytes]] = []
+        self.posted: list[list[str]] = []
+
+    def validate(self, content: PostContent) -> list[ContentProblem]:
+        return []
+
+    async def _upload(self, item: MediaInfo, data: bytes) -> str:
+        self.uploads.append((item.id, data))
+        return f"remote-media-{len(self.uploads)}"
+
+    async def publish(self, request: PublishRequest) -> Published:
+        references = await self.upload_all(request, self._upload)
+        if self.failures:
+            self.failures -= 1
+            raise Transient("503 from the platform", http_status=503)
+        self.posted.append(references)
+        return Published(f"post-{request.target_id}")
+
+    async def find_published(self, request: PublishRequest) -> Published | None:
+        return None
+
+
+async def add_media(
+    sessions: async_sessionmaker[AsyncSession], workspace_id: uuid.UUID, data: bytes
+) -> uuid.UUID:
+    async with sessions.begin() as session:
+        media = Media(
+            workspace_id=workspace_id,
+            content_type="image/png",
+            size_bytes=len(data),
+            width=8,
+            height=6,
+            sha256="0" * 64,
+            data=data,
+        )
+        session.add(media)
+        await session.flush()
+        return media.id
+
+
+async def due_target_with(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant, media_ids: list[uuid.UUID]
+) -> uuid.UUID:
+    [target_id] = await insert_due_targets(
+        sessions, tenant.workspace_id, count=1, accounts=1, due_at=datetime.now(UTC)
+    )
+    async with sessions.begin() as session:
+        post_id = await session.scalar(select(PostTarget.post_id).where(PostTarget.id == target_id))
+        await session.execute(update(Post).where(Post.id == post_id).values(media_ids=media_ids))
+    return target_id
+
+
+async def target(sessions: async_sessionmaker[AsyncSession], target_id: uuid.UUID) -> PostTarget:
+    async with sessions() as session:
+        row = await session.get(PostTarget, target_id)
+        assert row is not None
+        return row
+
+
+async def uploads(
+    sessions: async_sessionmaker[AsyncSession], target_id: uuid.UUID
+) -> dict[uuid.UUID, MediaUpload]:
+    async with sessions() as session:
+        rows = await session.scalars(select(MediaUpload).where(MediaUpload.target_id == target_id))
+        return {row.media_id: row for row in rows}
+
+
+async def test_pictures_are_uploaded_once_and_reused_by_the_retry(
+    tenant: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    make_deps: Callable[[Platform], PublisherDeps],
+) -> None:
+    first, second = image_bytes(width=3), image_bytes("image/jpeg", width=5)
+    media_ids = [
+        await add_media(sessions, tenant.workspace_id, second),
+        await add_media(sessions, tenant.workspace_id, first),
+    ]
+    target_id = await due_target_with(sessions, tenant, media_ids)
+    platform = Uploading(settings, failures=1)
+    deps = make_deps(platform)
+
+    assert await publish_target(deps, target_id, 1) == "transient"
+    # The bytes stored in Postgres reached the platform, and each upload was kept at once.
+    assert sorted(platform.uploads) == sorted(zip(media_ids, [second, first], strict=True))
+    kept = await uploads(sessions, target_id)
+    assert set(kept) == set(media_ids)
+    assert (await target(sessions, target_id)).status == "retrying"
+
+    assert await publish_target(deps, target_id, 1) == "published"
+    assert len(platform.uploads) == 2  # nothing uploaded again
+    assert platform.posted == [[kept[m].reference for m in media_ids]]  # in the post's order
+    assert (await target(sessions, target_id)).status == "published"
+
+
+async def test_an_upload_the_platform_has_forgotten_is_done_again(
+    tenant: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    make_deps: Callable[[Platform], PublisherDeps],
+) -> None:
+    media_id = await add_media(sessions, tenant.workspace_id, image_bytes())
+    target_id = await due_target_with(sessions, tenant, [media_id])
+    platform = Uploading(settings, failures=1)
+    platform.media_reference_ttl = timedelta(hours=1)
+    deps = make_deps(platform)
+    assert await publish_target(deps, target_id, 1) == "transient"
+    async with sessions.begin() as session:
+        await session.execute(
+            update(MediaUpload)
+            .where(MediaUpload.target_id == target_id)
+            .values(uploaded_at=datetime.now(UTC) - timedelta(hours=2))
+        )
+
+    assert await publish_target(deps, target_id, 1) == "published"
+    assert len(platform.uploads) == 2
+    assert platform.posted == [["remote-media-2"]]
+    assert (await uploads(sessions, target_id))[media_id].reference == "remote-media-2"
+
+
+async def test_a_picture_that_is_gone_fails_the_target_without_posting(
+    tenant: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    make_deps: Callable[[Platform], PublisherDeps],
+) -> None:
+    # Another workspace's picture is as good as gone: it is never read for this one.
+    other = await make_tenant(sessions, "globex")
+    foreign = await add_media(sessions, other.workspace_id, image_bytes())
+    target_id = await due_target_with(sessions, tenant, [foreign])
+    platform = Uploading(settings)
+
+    assert await publish_target(make_deps(platform), target_id, 1) == "rejected"
+    row = await target(sessions, target_id)
+    assert row.status == "failed"
+    assert "deleted" in (row.error or "")
+    assert platform.uploads == []
+    assert platform.posted == []
