@@ -8,6 +8,7 @@ import json
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
@@ -16,12 +17,24 @@ import pytest
 from herald_common import clock
 from herald_common.http import create_http_client
 from herald_common.ids import new_id
-from herald_common.platforms.base import AccountCredentials, PostContent, PublishRequest
+from herald_common.platforms.base import (
+    AccountCredentials,
+    Media,
+    PostContent,
+    PublishRequest,
+)
 from herald_common.platforms.bluesky import Bluesky, record_key
-from herald_common.platforms.errors import AuthExpired, OutcomeUnknown, RateLimited, Rejected
+from herald_common.platforms.errors import (
+    AuthExpired,
+    OutcomeUnknown,
+    RateLimited,
+    Rejected,
+    Transient,
+)
 from herald_common.settings import Settings
 from tests.conftest import free_port
 from tests.fakes.http import FakePlatform, answer
+from tests.fakes.media import MemoryMedia, image_bytes, media_of
 from tests.peers.node import peer_dir
 
 POST = "app.bsky.feed.post"
@@ -118,6 +131,30 @@ def publish_request(
         content=PostContent(text, **content),  # type: ignore[arg-type]  # test shorthand
         idempotency_key=f"herald-{target}",
         target_id=target,
+    )
+
+
+def with_pictures(
+    request: PublishRequest, media: MemoryMedia, *pictures: Media, **fields: Any
+) -> PublishRequest:
+    """``request`` carrying ``pictures``, whose bytes ``media`` holds."""
+    return replace(
+        request,
+        content=replace(request.content, media=pictures),
+        media_source=media,
+        **fields,
+    )
+
+
+def post_value(pds_url: str, account: Account, uri: str) -> dict[str, Any]:
+    [value] = [r["value"] for r in records(pds_url, account) if r["uri"] == uri]
+    assert isinstance(value, dict)
+    return value
+
+
+def get_blob(pds_url: str, account: Account, cid: str) -> httpx.Response:
+    return httpx.get(
+        f"{pds_url}/xrpc/com.atproto.sync.getBlob", params={"did": account.did, "cid": cid}
     )
 
 
@@ -220,6 +257,109 @@ async def test_find_published_is_an_exact_lookup_of_the_record_key(
     assert await bluesky.find_published(request) == published
 
 
+# -- pictures on the real PDS -------------------------------------------------------------------
+
+
+async def test_pictures_are_uploaded_as_blobs_and_embedded_with_their_alt_text(
+    bluesky: Bluesky, pds_url: str, alice: Account
+) -> None:
+    media = MemoryMedia()
+    pictures = (
+        media.add("image/png", alt_text="A cat asleep on a keyboard", width=40, height=30),
+        media.add("image/jpeg", width=20, height=50),
+        media.add("image/gif"),
+        media.add("image/webp", alt_text="Ünïcödé ☕"),
+    )
+    request = with_pictures(publish_request(alice, "Four pictures"), media, *pictures)
+
+    published = await bluesky.publish(request)
+
+    embed = post_value(pds_url, alice, published.remote_id)["embed"]
+    assert embed["$type"] == "app.bsky.embed.images"
+    images = embed["images"]
+    assert [i["alt"] for i in images] == ["A cat asleep on a keyboard", "", "", "Ünïcödé ☕"]
+    assert images[0]["aspectRatio"] == {"width": 40, "height": 30}
+    assert images[1]["aspectRatio"] == {"width": 20, "height": 50}
+    assert [i["image"]["mimeType"] for i in images] == [p.content_type for p in pictures]
+    for picture, image in zip(pictures, images, strict=True):
+        blob = get_blob(pds_url, alice, image["image"]["ref"]["$link"])
+        assert blob.status_code == 200
+        assert blob.content == media.files[picture.id]
+        assert json.loads(media.remembered[picture.id]) == image["image"]
+
+
+async def test_a_retry_embeds_the_blobs_an_earlier_attempt_uploaded(
+    bluesky: Bluesky, http: httpx.AsyncClient, pds_url: str, alice: Account, calls: list[str]
+) -> None:
+    refused: list[httpx.Request] = []
+
+    async def refuse_the_first_create(request: httpx.Request) -> None:
+        if request.url.path.endswith("createRecord") and not refused:
+            refused.append(request)
+            raise httpx.ConnectError("refused", request=request)
+
+    http.event_hooks["request"].append(refuse_the_first_create)
+    media = MemoryMedia()
+    picture = media.add(alt_text="uploaded once")
+    request = with_pictures(publish_request(alice, "Second time lucky"), media, picture)
+    with pytest.raises(Transient):
+        await bluesky.publish(request)  # the picture went up, the post did not
+    assert calls.count("com.atproto.repo.uploadBlob") == 1
+
+    published = await bluesky.publish(replace(request, uploaded=dict(media.remembered)))
+
+    assert calls.count("com.atproto.repo.uploadBlob") == 1
+    [image] = post_value(pds_url, alice, published.remote_id)["embed"]["images"]
+    assert image["image"] == json.loads(media.remembered[picture.id])
+    blob = get_blob(pds_url, alice, image["image"]["ref"]["$link"])
+    assert blob.content == media.files[picture.id]  # the temporary upload became permanent
+
+
+async def test_a_blob_the_pds_no_longer_holds_is_uploaded_again(
+    bluesky: Bluesky, pds_url: str, alice: Account, bob: Account, calls: list[str]
+) -> None:
+    media = MemoryMedia()
+    picture = media.add(width=12, height=9)
+    # Bob's upload of the same picture: a reference Alice's repository has never held, as if
+    # her PDS had collected an upload of hers that waited too long.
+    await bluesky.publish(with_pictures(publish_request(bob, "Bob's"), media, picture))
+    stale = {picture.id: media.remembered.pop(picture.id)}
+    uploads_before = calls.count("com.atproto.repo.uploadBlob")
+
+    published = await bluesky.publish(
+        with_pictures(publish_request(alice, "Alice's"), media, picture, uploaded=stale)
+    )
+
+    assert calls.count("com.atproto.repo.uploadBlob") == uploads_before + 1
+    [image] = post_value(pds_url, alice, published.remote_id)["embed"]["images"]
+    assert get_blob(pds_url, alice, image["image"]["ref"]["$link"]).status_code == 200
+    assert picture.id in media.remembered  # the new upload, for any further retry
+
+
+async def test_find_published_finds_a_post_with_pictures(bluesky: Bluesky, alice: Account) -> None:
+    media = MemoryMedia()
+    request = with_pictures(publish_request(alice, "Found?"), media, media.add())
+    assert await bluesky.find_published(request) is None
+
+    published = await bluesky.publish(request)
+
+    assert await bluesky.find_published(request) == published
+
+
+async def test_the_pds_refuses_a_picture_over_the_lexicons_megabyte(
+    bluesky: Bluesky, alice: Account
+) -> None:
+    media = MemoryMedia()
+    big = media.add("image/png", width=600, height=600, noise=True)
+    assert big.size_bytes > 1_000_000
+    request = with_pictures(publish_request(alice, "Too big"), media, big)
+
+    assert [p.field for p in bluesky.validate(request.content)] == ["media_ids[0]"]
+    with pytest.raises(Rejected) as raised:  # what validate spares the user at publish time
+        await bluesky.publish(request)
+    assert "maximum 1000000" in raised.value.message  # the lexicon's limit, as the PDS says it
+
+
 async def test_one_login_serves_many_posts(
     bluesky: Bluesky, alice: Account, calls: list[str]
 ) -> None:
@@ -320,6 +460,21 @@ async def test_a_5xx_for_a_record_that_does_not_exist_is_transient(alice: Accoun
     assert len(platform.received("/xrpc/com.atproto.repo.getRecord")) == 1
 
 
+async def test_a_dropped_upload_is_transient_and_creates_nothing(alice: Account) -> None:
+    bluesky, platform = scripted(httpx.Response(200, json={"uri": "at://x", "cid": "c"}))
+    await bluesky.find_published(publish_request(alice))  # logs in
+    media = MemoryMedia()
+    platform.drop_next()
+
+    with pytest.raises(Transient):  # only a stray blob may exist, never a post
+        await bluesky.publish(with_pictures(publish_request(alice), media, media.add()))
+
+    [upload] = platform.received("/xrpc/com.atproto.repo.uploadBlob")
+    assert upload.headers["content-type"] == "image/png" and upload.body == image_bytes()
+    assert platform.received("/xrpc/com.atproto.repo.createRecord") == []
+    assert media.remembered == {}
+
+
 # -- validate ------------------------------------------------------------------------------------
 
 
@@ -332,10 +487,24 @@ def test_validate_counts_graphemes_and_bytes(bluesky: Bluesky) -> None:
 
 
 def test_validate_names_what_bluesky_lacks(bluesky: Bluesky) -> None:
-    problems = bluesky.validate(
-        PostContent("hi", media_ids=("m",), content_warning="cw", visibility="private")
-    )
-    assert [p.field for p in problems] == ["media_ids", "content_warning", "visibility"]
+    problems = bluesky.validate(PostContent("hi", content_warning="cw", visibility="private"))
+    assert [p.field for p in problems] == ["content_warning", "visibility"]
+
+
+def test_validate_holds_pictures_to_the_embed_lexicon(bluesky: Bluesky) -> None:
+    picture = media_of(image_bytes("image/png"), alt_text="a" * 5000)
+    assert bluesky.validate(PostContent("", media=(picture,) * 4)) == []  # no text is fine
+
+    [too_many] = bluesky.validate(PostContent("hi", media=(picture,) * 5))
+    assert too_many.field == "media_ids"
+    assert too_many.message == "Bluesky allows 4 pictures per post; this post has 5."
+    too_big = replace(picture, size_bytes=1_000_001)
+    tiff = replace(picture, content_type="image/tiff")
+    problems = bluesky.validate(PostContent("hi", media=(picture, too_big, tiff)))
+    assert [(p.field, p.message.split(";")[0]) for p in problems] == [
+        ("media_ids[1]", "Bluesky takes pictures up to 977 KB"),
+        ("media_ids[2]", "Bluesky takes JPEG, PNG, GIF, WEBP pictures"),
+    ]
 
 
 def test_record_keys_are_valid_tids_stable_per_target_and_part() -> None:

@@ -20,6 +20,9 @@ import json
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 
 import aiohttp
@@ -34,6 +37,7 @@ class Received:
     path: str
     params: dict[str, str]
     headers: dict[str, str]
+    # JSON bodies parsed, multipart forms as a Form, anything else (an upload) as bytes.
     body: Any
 
 
@@ -61,15 +65,13 @@ class FakePlatform:
         fault = self._faults.popleft() if self._faults else None
         if fault == "refuse":
             raise httpx.ConnectTimeout("refused") from _connector_error()
-        content = request.content
-        body = json.loads(content) if content else None
         self.requests.append(
             Received(
                 request.method,
                 request.url.path,
                 dict(request.url.params),
                 dict(request.headers),
-                body,
+                _body(request),
             )
         )
         handler = self.handlers.get((request.method, request.url.path))
@@ -77,6 +79,55 @@ class FakePlatform:
         if fault == "drop":
             raise httpx.ConnectTimeout("dropped") from aiohttp.ServerDisconnectedError()
         return response
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A multipart/form-data body: its plain fields and its file parts, by part name."""
+
+    fields: dict[str, str]
+    files: dict[str, FilePart]
+
+
+def parse_form(request: httpx.Request) -> Form:
+    """The parts of a multipart/form-data request, read the way a server reads them (RFC 7578),
+    so a test sees what the platform would: names, filenames, types and the bytes."""
+    head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + request.read())
+    assert isinstance(message, EmailMessage) and message.is_multipart(), "not a multipart body"
+    fields: dict[str, str] = {}
+    files: dict[str, FilePart] = {}
+    for part in message.iter_parts():
+        assert isinstance(part, EmailMessage)
+        name = part.get_param("name", header="content-disposition")
+        assert isinstance(name, str), "a form part without a name"
+        data = part.get_payload(decode=True)
+        assert isinstance(data, bytes)
+        filename = part.get_filename()
+        if filename is None:
+            fields[name] = data.decode()
+        else:
+            files[name] = FilePart(filename, part.get_content_type(), data)
+    return Form(fields, files)
+
+
+def _body(request: httpx.Request) -> Any:
+    content = request.content
+    if not content:
+        return None
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        return parse_form(request)
+    if content_type.startswith("application/json"):
+        return json.loads(content)
+    return content
 
 
 def _connector_error() -> aiohttp.ClientConnectorError:

@@ -15,15 +15,25 @@ bluesky-social/atproto#3718; an explicit error is proposed in #4728), so a retry
 instead of posting twice, and :meth:`Bluesky.find_published` is an exact
 ``com.atproto.repo.getRecord`` of that key. Keys are valid TIDs (the post lexicon's key type),
 built from the target id's UUIDv7 time, so they also sort like ordinary posts.
+
+Pictures go on the first post of a thread as an ``app.bsky.embed.images`` embed. Each is
+uploaded first with ``com.atproto.repo.uploadBlob``, which answers with a blob reference (its
+CID, type and size); that reference, as JSON, is what Herald remembers, so a retry embeds the
+same blob instead of uploading it again. A PDS keeps an unreferenced upload only for a while
+(see ``media_reference_ttl``), and if it has forgotten one anyway the post is refused with
+``BlobNotFound``: the pictures are then uploaded afresh, once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -38,11 +48,13 @@ from herald_common.http import (
 )
 from herald_common.platforms.base import (
     ContentProblem,
+    Media,
     Platform,
     PostContent,
     Published,
     PublishRequest,
     RateLimit,
+    media_problems,
     unsupported,
 )
 from herald_common.platforms.errors import (
@@ -64,6 +76,13 @@ POST_COLLECTION = "app.bsky.feed.post"
 # app.bsky.feed.post lexicon: text maxGraphemes 300, maxLength 3000 (UTF-8 bytes).
 MAX_GRAPHEMES = 300
 MAX_BYTES = 3000
+# app.bsky.embed.images lexicon: "images" maxLength 4; each "image" a blob with accept
+# ["image/*"] and maxSize 1,000,000 bytes (checked by the PDS when the post is created).
+# Every type Herald stores is one the app view can show (its image server reads JPEG, PNG,
+# GIF and WebP; an animated GIF shows as a still).
+MAX_IMAGES = 4
+MAX_IMAGE_BYTES = 1_000_000
+IMAGES_EMBED = "app.bsky.embed.images"
 DEFAULT_RETRY_AFTER_SECONDS = 60.0
 MIN_RETRY_AFTER_SECONDS = 1.0
 # TID encoding (atproto.com/specs/tid): 13 characters of base32-sortable.
@@ -97,6 +116,16 @@ class Bluesky(Platform):
     # Same page: createSession is limited per handle to 30 per 5 minutes (and 300 per day).
     # Not a publish bucket (a publish normally reuses its session): the adapter keeps to it.
     session_limit = RateLimit("createSession", capacity=30, per_seconds=5 * 60)
+    # uploadBlob is no record write, so it costs none of the write points above; the PDS
+    # limits it on its own, to 1,000 per day per client IP (@atproto/pds
+    # api/com/atproto/repo/uploadBlob.js, rateLimit DAY/1000, keyed by req.ip), and answers 429
+    # past that, which maps to RateLimited like any other. A per-picture count cannot be a
+    # per-publish bucket, so it is not one here.
+    # The atproto blob spec (atproto.com/specs/blob, "Usage and Implementation Guidelines")
+    # asks PDSes to keep unreferenced uploads "several hours ... with at least one hour a firm
+    # lower bound"; uploadBlob's lexicon only says "a time window (eg, minutes)". Reuse an
+    # upload for 45 minutes, leaving a quarter of the guaranteed hour for the attempt itself.
+    media_reference_ttl = timedelta(minutes=45)
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         super().__init__(settings, http)
@@ -109,8 +138,10 @@ class Bluesky(Platform):
 
     def validate(self, content: PostContent) -> list[ContentProblem]:
         problems = []
-        if not content.text.strip():
-            problems.append(ContentProblem("content", "A Bluesky post needs some text."))
+        if not content.text.strip() and not content.media:
+            problems.append(
+                ContentProblem("content", "A Bluesky post needs some text or a picture.")
+            )
         for field, text in [("content", content.text)] + [
             (f"thread[{index}]", text) for index, text in enumerate(content.thread)
         ]:
@@ -134,10 +165,12 @@ class Bluesky(Platform):
                 problems.append(
                     ContentProblem(field, "A post of a Bluesky thread cannot be empty.")
                 )
+        problems += media_problems(
+            "Bluesky", content.media, max_count=MAX_IMAGES, max_bytes=MAX_IMAGE_BYTES
+        )
         problems += unsupported(
             content,
             {
-                "media": "Herald cannot attach pictures to Bluesky yet.",
                 "content_warning": (
                     "Bluesky has labels rather than free-text content warnings; remove it."
                 ),
@@ -148,8 +181,10 @@ class Bluesky(Platform):
 
     async def publish(self, request: PublishRequest) -> Published:
         """Create the post (and each further part of a thread, as a reply), each under its
-        deterministic record key; a part that already exists is taken as created."""
+        deterministic record key; a part that already exists is taken as created. Pictures are
+        uploaded (or reused) before anything is created and go on the first part."""
         parts = [request.content.text, *request.content.thread]
+        embed = await self._images_embed(request)
         created: list[_Record] = []
         for index, text in enumerate(parts):
             rkey = record_key(request, index)
@@ -166,7 +201,16 @@ class Bluesky(Platform):
                     "root": {"uri": created[0].uri, "cid": created[0].cid},
                     "parent": {"uri": created[-1].uri, "cid": created[-1].cid},
                 }
-            created.append(await self._create(request, rkey, record))
+            elif embed is not None:
+                record["embed"] = embed
+            try:
+                created.append(await self._create(request, rkey, record))
+            except _BlobNotFound:
+                if not request.uploaded:
+                    raise  # the blobs were uploaded just now: retrying cannot help
+                # The PDS forgot an upload an earlier attempt made: upload them all again.
+                record["embed"] = await self._images_embed(replace(request, uploaded={}))
+                created.append(await self._create(request, rkey, record))
         return _published(created[0])
 
     async def find_published(self, request: PublishRequest) -> Published | None:
@@ -183,6 +227,44 @@ class Bluesky(Platform):
             return None
         assert found[0] is not None
         return _published(found[0])
+
+    # -- pictures ------------------------------------------------------------------------------
+
+    async def _images_embed(self, request: PublishRequest) -> dict[str, Any] | None:
+        media = request.content.media
+        if not media:
+            return None
+        references = await self.upload_all(request, partial(self._upload_blob, request))
+        return images_embed(media, [json.loads(reference) for reference in references])
+
+    async def _upload_blob(self, request: PublishRequest, item: Media, data: bytes) -> str:
+        """Upload one picture; its blob reference as JSON (what Herald remembers)."""
+        try:
+            response = await self._xrpc(
+                request,
+                "POST",
+                "com.atproto.repo.uploadBlob",
+                content=data,
+                headers={"Content-Type": item.content_type},
+            )
+        except TRANSPORT_ERRORS as exc:
+            if request_never_sent(exc):
+                raise Transient(f"Bluesky could not be reached: {exc!r}") from exc
+            raise OutcomeUnknown(f"Bluesky may have received the picture: {exc!r}") from exc
+        status = response.status_code
+        if status in (400, 413):
+            # 400 InvalidRequest (an empty or unreadable body), 413 PayloadTooLarge (past the
+            # PDS's own upload limit, 50 MB on Bluesky's): another attempt gets the same.
+            raise Rejected(
+                f"Bluesky refused the picture ({status}): {_error(response)}", http_status=status
+            )
+        _raise_for_error(response)
+        blob = json_object(response).get("blob")
+        if not _is_blob(blob):
+            raise OutcomeUnknown(
+                "Bluesky accepted the picture but its answer was unreadable", http_status=status
+            )
+        return json.dumps(blob)
 
     # -- records -------------------------------------------------------------------------------
 
@@ -215,6 +297,8 @@ class Bluesky(Platform):
                 "Bluesky accepted the post but its answer was unreadable", http_status=status
             )
         error = _error(response)
+        if status == 400 and _is(response, "BlobNotFound"):
+            raise _BlobNotFound(f"Bluesky lost a picture: {error}", http_status=status)
         if status >= 500 or status == 409 or "exist" in error.lower():
             # An earlier attempt may have created this very key: then the PDS refuses the
             # create (a 500 today), and the record is ours.
@@ -292,22 +376,23 @@ class Bluesky(Platform):
         nsid: str,
         *,
         authenticated: bool = True,
+        headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """One XRPC call; an expired session is renewed once and the call repeated (the PDS
         refused it before doing anything, so repeating it is safe)."""
         url = f"{self._api_base(request)}/xrpc/{nsid}"
         if not authenticated:
-            return await self.http.request(method, url, **kwargs)
+            return await self.http.request(method, url, headers=headers, **kwargs)
         session = await self._session(request)
         response = await self.http.request(
-            method, url, headers={"Authorization": f"Bearer {session.access_jwt}"}, **kwargs
+            method, url, headers={**(headers or {}), **_bearer(session)}, **kwargs
         )
         if not _session_expired(response):
             return response
         session = await self._renew(request, session)
         return await self.http.request(
-            method, url, headers={"Authorization": f"Bearer {session.access_jwt}"}, **kwargs
+            method, url, headers={**(headers or {}), **_bearer(session)}, **kwargs
         )
 
     async def _session(self, request: PublishRequest) -> _Session:
@@ -415,6 +500,43 @@ def record_key(request: PublishRequest, part: int = 0) -> str:
         chars.append(_TID_ALPHABET[value & 31])
         value >>= 5
     return "".join(reversed(chars))
+
+
+def images_embed(media: Sequence[Media], blobs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The ``app.bsky.embed.images`` embed of ``media``, uploaded as ``blobs`` (in order). The
+    lexicon requires ``alt`` (empty when there is none); the aspect ratio lets the app lay the
+    picture out before it loads."""
+    return {
+        "$type": IMAGES_EMBED,
+        "images": [
+            {
+                "alt": item.alt_text or "",
+                "image": blob,
+                "aspectRatio": {"width": item.width, "height": item.height},
+            }
+            for item, blob in zip(media, blobs, strict=True)
+        ],
+    }
+
+
+class _BlobNotFound(Rejected):
+    """createRecord named a blob the PDS does not hold (``BlobNotFound``)."""
+
+
+def _is_blob(value: object) -> bool:
+    # {"$type": "blob", "ref": {"$link": cid}, "mimeType": ..., "size": ...} (atproto data model)
+    return (
+        isinstance(value, dict)
+        and value.get("$type") == "blob"
+        and isinstance(value.get("ref"), dict)
+        and isinstance(value["ref"].get("$link"), str)
+        and isinstance(value.get("mimeType"), str)
+        and isinstance(value.get("size"), int)
+    )
+
+
+def _bearer(session: _Session) -> dict[str, str]:
+    return {"Authorization": f"Bearer {session.access_jwt}"}
 
 
 def _published(record: _Record) -> Published:

@@ -5,6 +5,11 @@ a secret: whoever has it can post). Only its ``{id}/{token}`` part is used, join
 ``HERALD_DISCORD_API_BASE`` setting. Messages are sent with ``?wait=true`` so Discord answers
 with the created message (and its id) instead of an empty 204.
 
+Pictures travel in the same request (multipart/form-data: the message as ``payload_json``,
+each picture a ``files[n]`` part that ``attachments[n]`` describes, its alt text as the
+attachment's ``description``; discord.com/developers/docs/reference#uploading-files), so there
+is no separate upload to remember or reuse.
+
 Idempotency: none for webhooks (the ``nonce``/``enforce_nonce`` pair exists only for bots'
 Create Message). A webhook can read back a message only by an id it already knows
 (``GET /webhooks/{id}/{token}/messages/{message_id}``) and cannot list the channel, so
@@ -13,7 +18,10 @@ Create Message). A webhook can read back a message only by an id it already know
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+from typing import Any
 
 import httpx
 
@@ -31,6 +39,7 @@ from herald_common.platforms.base import (
     Published,
     PublishRequest,
     RateLimit,
+    media_problems,
     unsupported,
 )
 from herald_common.platforms.errors import (
@@ -44,6 +53,20 @@ from herald_common.platforms.errors import (
 
 # Execute Webhook, "content": "the message contents (up to 2000 characters)".
 MAX_CHARACTERS = 2000
+# A message holds at most 10 attachments; an attachment's "description" (its alt text) is at
+# most 1024 characters (resources/message, Attachment Object).
+MAX_FILES = 10
+MAX_ALT_TEXT = 1024
+# reference#uploading-files: "The file upload size limit applies to each file in a request.
+# The default limit is 20 MiB for all users" (raised from 10 MiB, the default from January
+# 2025 to September 2026; webhooks get the default unless the server is boosted).
+MAX_FILE_BYTES = 20 * 1024 * 1024
+# resources/message, Create Message: "The maximum request size when sending a message is
+# 25 MiB". The pictures may take all of it but room for the rest of the form: payload_json
+# (2,000 characters of text, ten 1,024-character descriptions) and the part headers.
+MAX_REQUEST_BYTES = 25 * 1024 * 1024
+FORM_ALLOWANCE_BYTES = 64 * 1024
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
 DEFAULT_RETRY_AFTER_SECONDS = 2.0
 _WEBHOOK = re.compile(r"(?:^|/api(?:/v\d+)?/webhooks/)(?P<id>\d+)/(?P<token>[\w-]+)/?$")
 # Discord's "Unknown Webhook" (the webhook was deleted) and "Invalid Webhook Token" codes
@@ -64,8 +87,10 @@ class Discord(Platform):
 
     def validate(self, content: PostContent) -> list[ContentProblem]:
         problems = []
-        if not content.text.strip():
-            problems.append(ContentProblem("content", "A Discord message needs some text."))
+        if not content.text.strip() and not content.media:
+            problems.append(
+                ContentProblem("content", "A Discord message needs some text or a picture.")
+            )
         if len(content.text) > MAX_CHARACTERS:
             problems.append(
                 ContentProblem(
@@ -74,10 +99,25 @@ class Discord(Platform):
                     f"{len(content.text)}.",
                 )
             )
+        problems += media_problems(
+            "Discord",
+            content.media,
+            max_count=MAX_FILES,
+            max_bytes=MAX_FILE_BYTES,
+            max_alt_text=MAX_ALT_TEXT,
+        )
+        total = sum(item.size_bytes for item in content.media)
+        if total > MAX_REQUEST_BYTES - FORM_ALLOWANCE_BYTES:
+            problems.append(
+                ContentProblem(
+                    "media_ids",
+                    f"Discord takes at most {MAX_REQUEST_BYTES // (1024 * 1024)} MB in one "
+                    f"message; these pictures are {total / (1024 * 1024):.1f} MB together.",
+                )
+            )
         problems += unsupported(
             content,
             {
-                "media": "Herald cannot attach files to Discord yet.",
                 "thread": "Discord webhooks have no threads; post one message.",
                 "content_warning": "Discord has no content warnings.",
                 "visibility": "A Discord message is seen by the channel.",
@@ -87,10 +127,9 @@ class Discord(Platform):
 
     async def publish(self, request: PublishRequest) -> Published:
         url = self._webhook_url(request)
+        body = await _body(request)
         try:
-            response = await self.http.post(
-                url, params={"wait": "true"}, json={"content": request.content.text}
-            )
+            response = await self.http.post(url, params={"wait": "true"}, **body)
         except TRANSPORT_ERRORS as exc:
             # The URL is the secret: name the failure, never the URL.
             if request_never_sent(exc):
@@ -126,6 +165,28 @@ class Discord(Platform):
             raise AuthExpired("Discord: the account has no usable webhook URL; reconnect it")
         base = self.settings.discord_api_base.rstrip("/")
         return f"{base}/api/webhooks/{match['id']}/{match['token']}"
+
+
+async def _body(request: PublishRequest) -> dict[str, Any]:
+    """The webhook's body as httpx keyword arguments: JSON for text alone, else multipart
+    with the message in ``payload_json`` and each picture as ``files[n]``."""
+    text, media = request.content.text, request.content.media
+    if not media:
+        return {"json": {"content": text}}
+    pictures = await asyncio.gather(*(request.media_source.read(item.id) for item in media))
+    attachments: list[dict[str, Any]] = []
+    files = {}
+    for n, (item, data) in enumerate(zip(media, pictures, strict=True)):
+        filename = f"picture-{n + 1}.{_EXTENSIONS.get(item.content_type, 'png')}"
+        attachment: dict[str, Any] = {"id": n, "filename": filename}
+        if item.alt_text:
+            attachment["description"] = item.alt_text
+        attachments.append(attachment)
+        files[f"files[{n}]"] = (filename, data, item.content_type)
+    payload: dict[str, Any] = {"attachments": attachments}
+    if text:
+        payload["content"] = text
+    return {"data": {"payload_json": json.dumps(payload, ensure_ascii=False)}, "files": files}
 
 
 def _raise_for_error(response: httpx.Response) -> None:

@@ -2,8 +2,15 @@
 
 An account is a (bot, chat) pair: its access token is the bot token from @BotFather and its
 ``external_id`` the chat id (``-100...`` for channels and supergroups, or ``@channelname``).
-Text goes out with ``sendMessage``, one picture with ``sendPhoto`` (the text as its caption),
-several with ``sendMediaGroup``; ``media_ids`` are Telegram ``file_id``s or HTTP URLs.
+Text goes out with ``sendMessage``. Pictures are uploaded in the same request that posts them
+(multipart/form-data, core.telegram.org/bots/api#sending-files), so there is no separate upload
+to remember or reuse: one picture with ``sendPhoto`` (the text as its caption), several with
+``sendMediaGroup`` (an album: InputMediaPhoto items whose ``media`` is ``attach://<part>``,
+the caption on the first). A GIF goes alone by ``sendAnimation`` so that it keeps moving: a
+photo is always a still, and an album cannot hold animations ("type \"animation\" can't be
+used in sendMediaGroup", tdlib/telegram-bot-api#315). WebP is refused: the Bot API's photo
+processing does not reliably take it (tdlib turns .webp files into stickers; see
+evgeny-nadymov/telegram-react#85).
 
 Every answer is ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code",
 "description", "parameters"}`` (core.telegram.org/bots/api, "Making requests").
@@ -14,6 +21,9 @@ updates), so :meth:`Telegram.find_published` cannot tell whether a lost request 
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -21,11 +31,13 @@ import httpx
 from herald_common.http import TRANSPORT_ERRORS, json_object, request_never_sent
 from herald_common.platforms.base import (
     ContentProblem,
+    Media,
     Platform,
     PostContent,
     Published,
     PublishRequest,
     RateLimit,
+    media_problems,
     unsupported,
 )
 from herald_common.platforms.errors import (
@@ -45,6 +57,17 @@ MAX_TEXT = 4096
 MAX_CAPTION = 1024
 # sendMediaGroup: "an array describing messages to be sent, must include 2-10 items".
 MAX_MEDIA = 10
+# sendPhoto "photo": "The photo must be at most 10 MB in size. The photo's width and height
+# must not exceed 10000 in total. Width and height ratio must be at most 20." (10 MB read as
+# 10,000,000 bytes, the smaller of its two meanings.)
+MAX_PHOTO_BYTES = 10_000_000
+MAX_PHOTO_SIDES = 10_000
+MAX_PHOTO_RATIO = 20
+PHOTO_TYPES = ("image/jpeg", "image/png")
+ANIMATION_TYPE = "image/gif"
+# Telegram has long told a photo's format from its file name ("Photo has unsupported
+# extension. Use one of .jpg, .jpeg, .gif, .png, .tif or .bmp"), so each part gets one.
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif"}
 # When a 429 carries no parameters.retry_after.
 DEFAULT_RETRY_AFTER_SECONDS = 30.0
 
@@ -75,14 +98,7 @@ class Telegram(Platform):
                     f"outside the basic plane count as 2); this post has {length}.",
                 )
             )
-        if len(content.media) > MAX_MEDIA:
-            problems.append(
-                ContentProblem(
-                    "media_ids",
-                    f"Telegram allows {MAX_MEDIA} pictures per post; this post has "
-                    f"{len(content.media)}.",
-                )
-            )
+        problems += picture_problems(content.media)
         problems += unsupported(
             content,
             {
@@ -97,21 +113,10 @@ class Telegram(Platform):
         token = request.account.access_token
         if not token:
             raise AuthExpired("Telegram: the account has no bot token; reconnect it")
-        chat_id = request.account.external_id
-        text, media = request.content.text, list(request.content.media)
-        method: str
-        body: dict[str, Any]
-        if not media:
-            method, body = "sendMessage", {"chat_id": chat_id, "text": text}
-        elif len(media) == 1:
-            method, body = "sendPhoto", {"chat_id": chat_id, "photo": media[0], "caption": text}
-        else:
-            items: list[dict[str, Any]] = [{"type": "photo", "media": m} for m in media]
-            items[0]["caption"] = text
-            method, body = "sendMediaGroup", {"chat_id": chat_id, "media": items}
+        method, body = await _message(request)
         url = f"{self.settings.telegram_api_base.rstrip('/')}/bot{token}/{method}"
         try:
-            response = await self.http.post(url, json=body)
+            response = await self.http.post(url, **body)
         except TRANSPORT_ERRORS as exc:
             # The URL holds the bot token: name the method, never the URL.
             if request_never_sent(exc):
@@ -137,6 +142,78 @@ class Telegram(Platform):
             "Telegram bots cannot list the messages they sent, so Herald cannot check whether "
             "the message went out; look in the chat"
         )
+
+
+def picture_problems(media: Sequence[Media]) -> list[ContentProblem]:
+    """Telegram's rules for photos (and for a GIF, sent alone as an animation)."""
+    problems = media_problems(
+        "Telegram",
+        media,
+        max_count=MAX_MEDIA,
+        max_bytes=MAX_PHOTO_BYTES,
+        types=(*PHOTO_TYPES, ANIMATION_TYPE),
+    )
+    for i, item in enumerate(media):
+        path = f"media_ids[{i}]"
+        if item.width + item.height > MAX_PHOTO_SIDES:
+            problems.append(
+                ContentProblem(
+                    path,
+                    f"Telegram takes pictures whose width and height add up to at most "
+                    f"{MAX_PHOTO_SIDES:,}; this one is {item.width} x {item.height}.",
+                )
+            )
+        if max(item.width, item.height) > MAX_PHOTO_RATIO * min(item.width, item.height):
+            problems.append(
+                ContentProblem(
+                    path,
+                    f"Telegram takes pictures at most {MAX_PHOTO_RATIO} times as wide as high "
+                    f"(or high as wide); this one is {item.width} x {item.height}.",
+                )
+            )
+        if item.content_type == ANIMATION_TYPE and len(media) > 1:
+            problems.append(
+                ContentProblem(
+                    path,
+                    "Telegram sends a GIF as an animation, which an album of pictures cannot "
+                    "hold; post the GIF on its own.",
+                )
+            )
+    return problems
+
+
+async def _message(request: PublishRequest) -> tuple[str, dict[str, Any]]:
+    """The Bot API method for ``request`` and its body (keyword arguments for httpx)."""
+    chat_id = request.account.external_id
+    text, media = request.content.text, list(request.content.media)
+    if not media:
+        return "sendMessage", {"json": {"chat_id": chat_id, "text": text}}
+    pictures = await asyncio.gather(*(request.media_source.read(item.id) for item in media))
+    fields = {"chat_id": chat_id}
+    if len(media) == 1:
+        [item], [data] = media, pictures
+        method, part = (
+            ("sendAnimation", "animation")
+            if item.content_type == ANIMATION_TYPE
+            else ("sendPhoto", "photo")
+        )
+        if text:
+            fields["caption"] = text
+        return method, {"data": fields, "files": {part: _file(item, data, "picture")}}
+    names = [f"picture{i}" for i in range(len(media))]
+    items: list[dict[str, Any]] = [{"type": "photo", "media": f"attach://{n}"} for n in names]
+    if text:
+        items[0]["caption"] = text
+    fields["media"] = json.dumps(items, ensure_ascii=False)
+    files = {
+        name: _file(item, data, name)
+        for name, item, data in zip(names, media, pictures, strict=True)
+    }
+    return "sendMediaGroup", {"data": fields, "files": files}
+
+
+def _file(item: Media, data: bytes, stem: str) -> tuple[str, bytes, str]:
+    return (f"{stem}.{_EXTENSIONS.get(item.content_type, 'jpg')}", data, item.content_type)
 
 
 def utf16_length(text: str) -> int:
