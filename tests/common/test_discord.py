@@ -300,7 +300,7 @@ def test_validate_holds_pictures_to_discords_attachment_limits() -> None:
         "Discord allows 10 pictures per post; this post has 11.",
     )
     cases: list[tuple[Media, str]] = [
-        (replace(picture, size_bytes=20 * 1024 * 1024 + 1), "Discord takes pictures up to 20.0 MB"),
+        (replace(picture, size_bytes=20 * 1024 * 1024 + 1), "Discord takes pictures up to 20 MiB"),
         (replace(picture, alt_text="a" * 1025), "Discord allows 1024 characters of alt text"),
         (replace(picture, content_type="image/tiff"), "Discord takes JPEG, PNG, GIF, WEBP"),
     ]
@@ -313,5 +313,5 @@ def test_validate_holds_pictures_to_discords_attachment_limits() -> None:
     [together] = discord.validate(PostContent("hi", (nine_mb,) * 3))
     assert together.field == "media_ids"
     assert together.message == (
-        "Discord takes at most 25 MB in one message; these pictures are 27.0 MB together."
+        "Discord takes at most 25 MiB in one message; these pictures are 27 MiB together."
     )

@@ -276,7 +276,7 @@ def test_validate_holds_pictures_to_telegrams_photo_rules() -> None:
     assert telegram.validate(PostContent("", (gif,))) == []
 
     cases: list[tuple[Media, str]] = [
-        (replace(photo, size_bytes=10_000_001), "Telegram takes pictures up to 9.5 MB"),
+        (replace(photo, size_bytes=10_000_001), "Telegram takes pictures up to 10 MB"),
         (media_of(image_bytes("image/webp"), "image/webp"), "Telegram takes JPEG, PNG, GIF"),
         (replace(photo, width=9000, height=1001), "add up to at most 10,000"),
         (replace(photo, width=2100, height=100), "at most 20 times as wide as high"),

@@ -228,8 +228,8 @@ def media_problems(
             problems.append(
                 ContentProblem(
                     path,
-                    f"{platform} takes pictures up to {_size(max_bytes)}; this one is "
-                    f"{_size(item.size_bytes)}.",
+                    f"{platform} takes pictures up to {size_text(max_bytes)}; this one is "
+                    f"{size_text(item.size_bytes)}.",
                 )
             )
         if max_pixels is not None and item.width * item.height > max_pixels:
@@ -251,7 +251,12 @@ def media_problems(
     return problems
 
 
-def _size(size_bytes: int) -> str:
-    if size_bytes < 1024 * 1024:
-        return f"{size_bytes / 1024:.0f} KB"
-    return f"{size_bytes / (1024 * 1024):.1f} MB"
+def size_text(size_bytes: int) -> str:
+    """A size the way platforms state their limits: exact when it is a whole number of MiB
+    (16 MiB) or MB (10 MB), else in decimal units (1 MB = 1,000,000 bytes)."""
+    for unit, name in ((1024 * 1024, "MiB"), (1_000_000, "MB"), (1000, "KB")):
+        if size_bytes >= unit and size_bytes % unit == 0:
+            return f"{size_bytes // unit} {name}"
+    if size_bytes < 1_000_000:
+        return f"{size_bytes / 1000:.0f} KB"
+    return f"{size_bytes / 1_000_000:.1f} MB"

@@ -40,6 +40,7 @@ from herald_common.platforms.base import (
     PublishRequest,
     RateLimit,
     media_problems,
+    size_text,
     unsupported,
 )
 from herald_common.platforms.errors import (
@@ -111,8 +112,8 @@ class Discord(Platform):
             problems.append(
                 ContentProblem(
                     "media_ids",
-                    f"Discord takes at most {MAX_REQUEST_BYTES // (1024 * 1024)} MB in one "
-                    f"message; these pictures are {total / (1024 * 1024):.1f} MB together.",
+                    f"Discord takes at most {size_text(MAX_REQUEST_BYTES)} in one message; "
+                    f"these pictures are {size_text(total)} together.",
                 )
             )
         problems += unsupported(
