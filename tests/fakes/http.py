@@ -8,6 +8,9 @@ can make the next request fail the way a network does::
     fake.drop_next()          # the request arrives, then the connection drops unanswered
     adapter = X(settings, fake.client())
 
+A request body is recorded as JSON when it is JSON, else as its raw bytes (a picture PUT to an
+upload URL, a multipart form: read its fields with :func:`form_fields`).
+
 A dropped connection is raised the way Herald's production transport (httpx-aiohttp) raises
 it, as ``httpx.ConnectTimeout`` caused by aiohttp's ``ServerDisconnectedError`` (see
 ``herald_common.http.request_never_sent``); a refused connection as ``ConnectTimeout`` caused
@@ -20,6 +23,8 @@ import json
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 
 import aiohttp
@@ -35,6 +40,7 @@ class Received:
     params: dict[str, str]
     headers: dict[str, str]
     body: Any
+    host: str = ""
 
 
 @dataclass
@@ -61,15 +67,14 @@ class FakePlatform:
         fault = self._faults.popleft() if self._faults else None
         if fault == "refuse":
             raise httpx.ConnectTimeout("refused") from _connector_error()
-        content = request.content
-        body = json.loads(content) if content else None
         self.requests.append(
             Received(
                 request.method,
                 request.url.path,
                 dict(request.url.params),
                 dict(request.headers),
-                body,
+                _body(request.content),
+                request.url.host,
             )
         )
         handler = self.handlers.get((request.method, request.url.path))
@@ -77,6 +82,28 @@ class FakePlatform:
         if fault == "drop":
             raise httpx.ConnectTimeout("dropped") from aiohttp.ServerDisconnectedError()
         return response
+
+
+def _body(content: bytes) -> Any:
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return content
+
+
+def form_fields(received: Received) -> dict[str, bytes]:
+    """The fields of a ``multipart/form-data`` request, parsed the way a server would."""
+    header = f"Content-Type: {received.headers['content-type']}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(header + received.body)
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = payload
+    return fields
 
 
 def _connector_error() -> aiohttp.ClientConnectorError:
