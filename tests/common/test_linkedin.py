@@ -1,15 +1,18 @@
 """The LinkedIn adapter against a scripted Posts API with LinkedIn's shapes: 201 with an empty
 body and the URN in ``x-restli-id``, Rest.li errors ``{"message", "serviceErrorCode",
-"status"}``, and the ``q=author`` finder."""
+"status"}``, the ``q=author`` finder, and the Images API's initializeUpload answer with an
+upload URL on another host that takes the bytes by PUT (201, empty body)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
 
-from herald_common.platforms.base import AccountCredentials, PostContent, PublishRequest
+from herald_common.platforms.base import AccountCredentials, Media, PostContent, PublishRequest
 from herald_common.platforms.errors import (
     AuthExpired,
     CannotTell,
@@ -20,25 +23,90 @@ from herald_common.platforms.errors import (
 )
 from herald_common.platforms.linkedin import LinkedIn, little_text
 from herald_common.settings import Settings
-from tests.fakes.http import FakePlatform, answer
+from tests.fakes.http import FakePlatform, Handler, answer
+from tests.fakes.media import MemoryMedia
 
 URN = "urn:li:share:7012345678901234567"
+SETTINGS = Settings(
+    environment="test", linkedin_api_base="https://api.linkedin.test", linkedin_version="202510"
+)
 
 
 def created(request: httpx.Request) -> httpx.Response:
     return httpx.Response(201, headers={"x-restli-id": URN})
 
 
+def rest_li_error(status: int, message: str, **headers: str) -> httpx.Response:
+    return httpx.Response(
+        status,
+        json={"message": message, "serviceErrorCode": 100, "status": status},
+        headers=headers,
+    )
+
+
+class FakeLinkedIn:
+    """The Posts and Images APIs: initializeUpload hands out an upload URL on the upload host,
+    which takes the picture's bytes once; a post may only name images whose bytes arrived."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[tuple[str, str], Handler] = {
+            ("POST", "/rest/posts"): self.create,
+            ("POST", "/rest/images"): self.initialize_upload,
+        }
+        self.platform = FakePlatform(self.handlers)
+        # image URN -> its owner, and the bytes PUT for it (None until they arrive)
+        self.owners: dict[str, str] = {}
+        self.images: dict[str, bytes | None] = {}
+        self.posts: list[dict[str, Any]] = []
+
+    def linkedin(self) -> LinkedIn:
+        return LinkedIn(SETTINGS, self.platform.client())
+
+    def initialize_upload(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("action") != "initializeUpload":
+            return rest_li_error(400, "Unsupported action")
+        urn = f"urn:li:image:D4E10AQH{len(self.images):04d}"
+        path = f"/dms-uploads/sp/v2/{urn.rsplit(':', 1)[1]}/uploaded-image/0"
+        self.owners[urn] = self.platform.requests[-1].body["initializeUploadRequest"]["owner"]
+        self.images[urn] = None
+        self.handlers[("PUT", path)] = lambda r: self.receive(urn)
+        return httpx.Response(
+            200,
+            json={
+                "value": {
+                    "uploadUrlExpiresAt": 1_767_225_600_000,
+                    "uploadUrl": f"https://www.linkedin.test{path}?ca=vector_feedshare&v=beta",
+                    "image": urn,
+                }
+            },
+        )
+
+    def receive(self, urn: str) -> httpx.Response:
+        self.images[urn] = self.platform.requests[-1].body
+        return httpx.Response(201)
+
+    def create(self, request: httpx.Request) -> httpx.Response:
+        body = self.platform.requests[-1].body
+        content = body.get("content", {})
+        named = [content["media"]] if "media" in content else []
+        named += content.get("multiImage", {}).get("images", [])
+        for image in named:
+            if self.images.get(image["id"]) is None:
+                return rest_li_error(422, f"/content/media/id :: {image['id']} is not available")
+        self.posts.append(body)
+        return created(request)
+
+
 def linkedin_with(handler: object) -> tuple[LinkedIn, FakePlatform]:
     platform = FakePlatform({("POST", "/rest/posts"): handler})  # type: ignore[dict-item]
-    settings = Settings(
-        environment="test", linkedin_api_base="https://api.linkedin.test", linkedin_version="202510"
-    )
-    return LinkedIn(settings, platform.client()), platform
+    return LinkedIn(SETTINGS, platform.client()), platform
 
 
 def publish_request(
-    text: str = "Hello from Herald", external_id: str = "abc123", **content: object
+    text: str = "Hello from Herald",
+    external_id: str = "abc123",
+    media_source: MemoryMedia | None = None,
+    **content: object,
 ) -> PublishRequest:
     return PublishRequest(
         account=AccountCredentials(
@@ -50,17 +118,21 @@ def publish_request(
         ),
         content=PostContent(text, **content),  # type: ignore[arg-type]  # test shorthand
         idempotency_key="herald-1",
+        media_source=media_source or MemoryMedia(),
     )
 
 
 async def test_publish_sends_a_versioned_post_and_reads_the_urn_from_the_header() -> None:
-    linkedin, platform = linkedin_with(created)
+    fake = FakeLinkedIn()
+    source = MemoryMedia()
+    picture = source.add("image/jpeg", alt_text="A red square")
 
-    published = await linkedin.publish(
-        publish_request("Hello (world) #herald", media_ids=("urn:li:image:1",))
+    published = await fake.linkedin().publish(
+        publish_request("Hello (world) #herald", media_source=source, media=(picture,))
     )
 
-    [sent] = platform.requests
+    [image] = fake.images
+    [sent] = fake.platform.received("/rest/posts")
     assert sent.headers["linkedin-version"] == "202510"
     assert sent.headers["x-restli-protocol-version"] == "2.0.0"
     assert sent.headers["authorization"] == "Bearer member-token"
@@ -75,28 +147,150 @@ async def test_publish_sends_a_versioned_post_and_reads_the_urn_from_the_header(
         },
         "lifecycleState": "PUBLISHED",
         "isReshareDisabledByAuthor": False,
-        "content": {"media": {"id": "urn:li:image:1"}},
+        "content": {"media": {"id": image, "altText": "A red square"}},
     }
     assert published.remote_id == URN
     assert published.remote_url == f"https://www.linkedin.com/feed/update/{URN}/"
 
 
-async def test_an_organization_posts_as_itself_with_several_images() -> None:
-    linkedin, platform = linkedin_with(created)
+async def test_a_picture_is_registered_then_its_bytes_are_put_to_the_upload_url() -> None:
+    fake = FakeLinkedIn()
+    source = MemoryMedia()
+    picture = source.add("image/png")
 
-    await linkedin.publish(
+    await fake.linkedin().publish(publish_request("Hi", media_source=source, media=(picture,)))
+
+    [initialize, put, _post] = fake.platform.requests
+    assert initialize.params == {"action": "initializeUpload"}
+    assert initialize.body == {"initializeUploadRequest": {"owner": "urn:li:person:abc123"}}
+    assert initialize.headers["linkedin-version"] == "202510"
+    assert initialize.headers["x-restli-protocol-version"] == "2.0.0"
+    assert initialize.headers["authorization"] == "Bearer member-token"
+    assert (put.method, put.host) == ("PUT", "www.linkedin.test")
+    assert put.headers["authorization"] == "Bearer member-token"
+    assert put.body == source.files[picture.id]
+    assert source.remembered == {picture.id: next(iter(fake.images))}
+
+
+async def test_an_organization_posts_as_itself_with_several_images() -> None:
+    fake = FakeLinkedIn()
+    source = MemoryMedia()
+    pictures = (source.add(alt_text="first"), source.add("image/gif"))
+
+    await fake.linkedin().publish(
         publish_request(
             "Team news",
             external_id="urn:li:organization:42",
-            media_ids=("i1", "i2"),
+            media_source=source,
+            media=pictures,
             visibility="connections",
         )
     )
 
-    body = platform.requests[0].body
+    [body] = fake.posts
+    [first, second] = fake.images
     assert body["author"] == "urn:li:organization:42"
     assert body["visibility"] == "CONNECTIONS"
-    assert body["content"] == {"multiImage": {"images": [{"id": "i1"}, {"id": "i2"}]}}
+    assert body["content"] == {
+        "multiImage": {"images": [{"id": first, "altText": "first"}, {"id": second}]}
+    }
+    assert set(fake.owners.values()) == {"urn:li:organization:42"}
+
+
+async def test_a_retry_reuses_what_an_earlier_attempt_uploaded() -> None:
+    fake = FakeLinkedIn()
+    fake.images["urn:li:image:EarlierUpload"] = b"bytes from the earlier attempt"
+    source = MemoryMedia()
+    picture = source.add()
+
+    await fake.linkedin().publish(
+        replace(
+            publish_request("Again", media_source=source, media=(picture,)),
+            uploaded={picture.id: "urn:li:image:EarlierUpload"},
+        )
+    )
+
+    assert fake.platform.received("/rest/images") == []
+    assert source.reads == []
+    assert fake.posts[0]["content"] == {"media": {"id": "urn:li:image:EarlierUpload"}}
+
+
+async def test_an_upload_is_remembered_before_the_post_is_created() -> None:
+    fake = FakeLinkedIn()
+    fake.handlers[("POST", "/rest/posts")] = answer(
+        500, {"message": "Internal Server Error", "status": 500}
+    )
+    source = MemoryMedia()
+    picture = source.add()
+
+    with pytest.raises(Transient):
+        await fake.linkedin().publish(publish_request(media_source=source, media=(picture,)))
+
+    assert source.remembered == {picture.id: next(iter(fake.images))}
+
+
+async def test_an_upload_429_honours_retry_after_and_posts_nothing() -> None:
+    fake = FakeLinkedIn()
+    fake.handlers[("POST", "/rest/images")] = answer(
+        429,
+        {
+            "serviceErrorCode": 101,
+            "message": "Resource level throttle limit for calls to this resource is reached.",
+            "status": 429,
+        },
+        {"Retry-After": "300"},
+    )
+    source = MemoryMedia()
+
+    with pytest.raises(RateLimited) as raised:
+        await fake.linkedin().publish(publish_request(media_source=source, media=(source.add(),)))
+
+    assert raised.value.retry_after == 300
+    assert fake.posts == []
+
+
+@pytest.mark.parametrize("step", ["initialize", "put"])
+async def test_an_upload_refusing_the_token_is_auth_expired(step: str) -> None:
+    fake = FakeLinkedIn()
+    refused = rest_li_error(401, "Invalid access token")
+    if step == "initialize":
+        fake.handlers[("POST", "/rest/images")] = lambda r: refused
+    else:
+        initialize = fake.initialize_upload
+
+        def refusing_put(request: httpx.Request) -> httpx.Response:
+            response = initialize(request)
+            for key in [k for k in fake.handlers if k[0] == "PUT"]:
+                fake.handlers[key] = lambda r: refused
+            return response
+
+        fake.handlers[("POST", "/rest/images")] = refusing_put
+    source = MemoryMedia()
+
+    with pytest.raises(AuthExpired):
+        await fake.linkedin().publish(publish_request(media_source=source, media=(source.add(),)))
+
+    assert fake.posts == []
+    assert source.remembered == {}
+
+
+async def test_bytes_put_but_unanswered_are_transient_and_not_remembered() -> None:
+    fake = FakeLinkedIn()
+    initialize = fake.initialize_upload
+
+    def then_drop(request: httpx.Request) -> httpx.Response:
+        fake.platform.drop_next()  # the PUT that follows arrives, its answer is lost
+        return initialize(request)
+
+    fake.handlers[("POST", "/rest/images")] = then_drop
+    source = MemoryMedia()
+
+    with pytest.raises(Transient):
+        await fake.linkedin().publish(publish_request(media_source=source, media=(source.add(),)))
+
+    assert list(fake.images.values()) == [source.files[next(iter(source.files))]]
+    assert source.remembered == {}
+    assert fake.posts == []
 
 
 def test_little_text_escapes_reserved_characters_but_not_links_or_hashtags() -> None:
@@ -104,14 +298,6 @@ def test_little_text_escapes_reserved_characters_but_not_links_or_hashtags() -> 
 
     assert little_text(text) == (
         r"Costs \[\~5\*\] \<now\> \@you\_me \| see https://example.com/a_(b) #tag \# \\"
-    )
-
-
-def rest_li_error(status: int, message: str, **headers: str) -> httpx.Response:
-    return httpx.Response(
-        status,
-        json={"message": message, "serviceErrorCode": 100, "status": status},
-        headers=headers,
     )
 
 
@@ -218,6 +404,17 @@ async def test_find_published_cannot_tell_without_read_permission() -> None:
     assert "r_member_social" in raised.value.message
 
 
+def picture(
+    content_type: str = "image/png",
+    *,
+    size_bytes: int = 1000,
+    width: int = 800,
+    height: int = 600,
+    alt_text: str | None = None,
+) -> Media:
+    return Media(uuid4(), content_type, size_bytes, width, height, alt_text)
+
+
 def test_validate() -> None:
     linkedin, _ = linkedin_with(created)
 
@@ -225,7 +422,7 @@ def test_validate() -> None:
     problems = linkedin.validate(
         PostContent(
             "a" * 3001,
-            media_ids=tuple("x" * 21),
+            media=tuple(picture() for _ in range(21)),
             thread=("more",),
             content_warning="cw",
             visibility="friends",
@@ -237,4 +434,32 @@ def test_validate() -> None:
         "thread",
         "content_warning",
         "visibility",
+    ]
+
+
+def test_validate_checks_each_picture_against_the_images_api() -> None:
+    linkedin, _ = linkedin_with(created)
+    assert linkedin.validate(PostContent("", media=(picture("image/gif"),))) == []
+
+    problems = linkedin.validate(
+        PostContent(
+            "ok",
+            media=(
+                picture("image/jpeg"),
+                picture("image/webp"),
+                picture(width=6016, height=6016),
+                picture(size_bytes=9 * 1024 * 1024),
+                picture(alt_text="a" * 4087),
+            ),
+        )
+    )
+
+    assert [(p.field, p.message) for p in problems] == [
+        ("media_ids[1]", "LinkedIn takes JPEG, PNG, GIF pictures; this one is image/webp."),
+        (
+            "media_ids[2]",
+            "LinkedIn takes pictures up to 36,152,319 pixels; this one is 6016 x 6016.",
+        ),
+        ("media_ids[3]", "LinkedIn takes pictures up to 8.0 MB; this one is 9.0 MB."),
+        ("media_ids[4]", "LinkedIn allows 4086 characters of alt text; this picture has 4087."),
     ]

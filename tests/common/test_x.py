@@ -1,17 +1,19 @@
 """The X adapter against a scripted X API that answers with X's real shapes: ``201
-{"data": {"id", "text"}}``, problem JSON errors, ``x-rate-limit-*`` headers in epoch seconds."""
+{"data": {"id", "text"}}``, ``200 {"data": {"id", "media_key", "size", "expires_after_secs"}}``
+for a picture, problem JSON errors, ``x-rate-limit-*`` headers in epoch seconds."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
 
 from herald_common import clock
-from herald_common.platforms.base import AccountCredentials, PostContent, PublishRequest
+from herald_common.platforms.base import AccountCredentials, Media, PostContent, PublishRequest
 from herald_common.platforms.errors import (
     AuthExpired,
     CannotTell,
@@ -22,37 +24,86 @@ from herald_common.platforms.errors import (
 )
 from herald_common.platforms.x import X
 from herald_common.settings import Settings
-from tests.fakes.http import FakePlatform, answer
+from tests.fakes.http import FakePlatform, answer, form_fields
+from tests.fakes.media import MemoryMedia
 
 USER_ID = "2244994945"
 
 
+def problem(status: int, title: str, detail: str, **headers: str) -> httpx.Response:
+    return httpx.Response(
+        status,
+        json={"title": title, "detail": detail, "type": "about:blank", "status": status},
+        headers=headers,
+    )
+
+
 class FakeX:
-    """Posts are stored; ``GET /2/users/:id/tweets`` lists them newest first, with links
-    rewritten to t.co and ``&`` escaped as X does."""
+    """Posts and uploaded pictures are stored; ``GET /2/users/:id/tweets`` lists posts newest
+    first, with links rewritten to t.co, ``&`` escaped and a link to the pictures appended, as
+    X does. A post may only attach pictures that were uploaded."""
 
     def __init__(self) -> None:
-        self.posts: list[dict[str, str]] = []
+        self.posts: list[dict[str, Any]] = []
+        # media id -> the fields of its upload (``media`` bytes, ``media_category``, ...)
+        self.uploads: dict[str, dict[str, bytes]] = {}
+        self.alt_texts: dict[str, str] = {}
         self.platform = FakePlatform(
             {
                 ("POST", "/2/tweets"): self.create,
+                ("POST", "/2/media/upload"): self.upload,
+                ("POST", "/2/media/metadata"): self.metadata,
                 ("GET", f"/2/users/{USER_ID}/tweets"): self.timeline,
             }
         )
 
     def create(self, request: httpx.Request) -> httpx.Response:
         body = self.platform.requests[-1].body
-        post = {"id": str(1_860_000_000_000_000_000 + len(self.posts)), "text": body["text"]}
+        media_ids = body.get("media", {}).get("media_ids", [])
+        if any(m not in self.uploads for m in media_ids):
+            return problem(400, "Invalid Request", "Your media IDs are invalid.")
+        post = {
+            "id": str(1_860_000_000_000_000_000 + len(self.posts)),
+            "text": body["text"],
+            "media_ids": media_ids,
+        }
         self.posts.append(post)
-        return httpx.Response(201, json={"data": post})
+        return httpx.Response(201, json={"data": {"id": post["id"], "text": post["text"]}})
+
+    def upload(self, request: httpx.Request) -> httpx.Response:
+        fields = form_fields(self.platform.requests[-1])
+        media_id = str(1_870_000_000_000_000_000 + len(self.uploads))
+        self.uploads[media_id] = fields
+        return httpx.Response(
+            200,
+            json={
+                "data": {
+                    "id": media_id,
+                    "media_key": f"3_{media_id}",
+                    "size": len(fields["media"]),
+                    "expires_after_secs": 86400,
+                }
+            },
+        )
+
+    def metadata(self, request: httpx.Request) -> httpx.Response:
+        body = self.platform.requests[-1].body
+        self.alt_texts[body["id"]] = body["metadata"]["alt_text"]["text"]
+        return httpx.Response(
+            200,
+            json={"data": {"id": body["id"], "associated_metadata": body["metadata"]}},
+        )
 
     def timeline(self, request: httpx.Request) -> httpx.Response:
         shown = [
             {
                 "id": p["id"],
-                "text": p["text"]
-                .replace("&", "&amp;")
-                .replace("https://example.com/long/path", "https://t.co/AbCdEf123"),
+                "text": (
+                    p["text"]
+                    .replace("&", "&amp;")
+                    .replace("https://example.com/long/path", "https://t.co/AbCdEf123")
+                    + (" https://t.co/PiCtUrE42" if p["media_ids"] else "")
+                ).strip(),
             }
             for p in reversed(self.posts)
         ]
@@ -70,7 +121,9 @@ def x(fake: FakeX) -> X:
     return X(settings, fake.platform.client())
 
 
-def publish_request(text: str = "Hello from Herald", **content: object) -> PublishRequest:
+def publish_request(
+    text: str = "Hello from Herald", media_source: MemoryMedia | None = None, **content: object
+) -> PublishRequest:
     return PublishRequest(
         account=AccountCredentials(
             account_id=uuid4(),
@@ -81,17 +134,164 @@ def publish_request(text: str = "Hello from Herald", **content: object) -> Publi
         ),
         content=PostContent(text, **content),  # type: ignore[arg-type]  # test shorthand
         idempotency_key="herald-1",
+        media_source=media_source or MemoryMedia(),
     )
 
 
 async def test_publish_posts_with_the_users_token(x: X, fake: FakeX) -> None:
-    published = await x.publish(publish_request("Hello & welcome", media_ids=("m1",)))
+    published = await x.publish(publish_request("Hello & welcome"))
 
     [sent] = fake.platform.received("/2/tweets")
     assert sent.headers["authorization"] == "Bearer user-token"
-    assert sent.body == {"text": "Hello & welcome", "media": {"media_ids": ["m1"]}}
+    assert sent.body == {"text": "Hello & welcome"}
     assert published.remote_id == fake.posts[0]["id"]
     assert published.remote_url == f"https://x.com/herald/status/{published.remote_id}"
+
+
+async def test_pictures_are_uploaded_with_their_alt_text_and_attached_in_order(
+    x: X, fake: FakeX
+) -> None:
+    source = MemoryMedia()
+    first = source.add("image/jpeg", alt_text="A red square")
+    second = source.add("image/webp")
+
+    await x.publish(publish_request("Look", source, media=(first, second)))
+
+    uploads = fake.platform.received("/2/media/upload")
+    assert [u.headers["authorization"] for u in uploads] == ["Bearer user-token"] * 2
+    assert [f["media"] for f in fake.uploads.values()] == [
+        source.files[first.id],
+        source.files[second.id],
+    ]
+    assert {f["media_category"] for f in fake.uploads.values()} == {b"tweet_image"}
+    [first_id, second_id] = fake.uploads
+    assert fake.alt_texts == {first_id: "A red square"}
+    [sent] = fake.platform.received("/2/tweets")
+    assert sent.body["media"] == {"media_ids": [first_id, second_id]}
+    assert source.remembered == {first.id: first_id, second.id: second_id}
+
+
+async def test_a_threads_pictures_go_on_its_first_post_only(x: X, fake: FakeX) -> None:
+    source = MemoryMedia()
+    picture = source.add()
+
+    await x.publish(publish_request("1/2", source, media=(picture,), thread=("2/2",)))
+
+    bodies = [r.body for r in fake.platform.received("/2/tweets")]
+    assert bodies[0]["media"] == {"media_ids": list(fake.uploads)}
+    assert "media" not in bodies[1]
+
+
+async def test_a_retry_reuses_what_an_earlier_attempt_uploaded(x: X, fake: FakeX) -> None:
+    source = MemoryMedia()
+    picture = source.add(alt_text="reused")
+    fake.uploads["1870000000000000099"] = {}  # what the earlier attempt uploaded
+
+    await x.publish(
+        replace(
+            publish_request("Again", source, media=(picture,)),
+            uploaded={picture.id: "1870000000000000099"},
+        )
+    )
+
+    assert fake.platform.received("/2/media/upload") == []
+    assert fake.platform.received("/2/media/metadata") == []
+    assert source.reads == []
+    [sent] = fake.platform.received("/2/tweets")
+    assert sent.body["media"] == {"media_ids": ["1870000000000000099"]}
+
+
+async def test_an_upload_is_remembered_before_the_post_is_created(fake: FakeX) -> None:
+    fake.platform.handlers = {
+        **fake.platform.handlers,
+        ("POST", "/2/tweets"): answer(503, {"title": "Service Unavailable", "status": 503}),
+    }
+    x = X(Settings(environment="test", x_api_base="https://api.x.test"), fake.platform.client())
+    source = MemoryMedia()
+    picture = source.add()
+
+    with pytest.raises(Transient):
+        await x.publish(publish_request("Hello", source, media=(picture,)))
+
+    assert source.remembered == {picture.id: next(iter(fake.uploads))}
+
+
+def x_uploads_answering(response: httpx.Response) -> tuple[X, FakeX]:
+    fake = FakeX()
+    fake.platform.handlers = {
+        **fake.platform.handlers,
+        ("POST", "/2/media/upload"): lambda r: response,
+    }
+    return X(
+        Settings(environment="test", x_api_base="https://api.x.test"), fake.platform.client()
+    ), fake
+
+
+async def test_an_upload_429_waits_for_the_reset_and_posts_nothing() -> None:
+    reset = clock.now().timestamp() + 600
+    x, fake = x_uploads_answering(
+        problem(
+            429,
+            "Too Many Requests",
+            "Too Many Requests",
+            **{"x-rate-limit-remaining": "0", "x-rate-limit-reset": str(int(reset))},
+        )
+    )
+    source = MemoryMedia()
+
+    with pytest.raises(RateLimited) as raised:
+        await x.publish(publish_request("Hello", source, media=(source.add(),)))
+
+    assert 590 < raised.value.retry_after <= 600
+    assert fake.posts == []
+    assert source.remembered == {}
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (problem(401, "Unauthorized", "Unauthorized"), AuthExpired),
+        # A token from before Herald asked for media.write: reconnecting is the cure.
+        (problem(403, "Forbidden", "You are not permitted to perform this action."), AuthExpired),
+        (
+            httpx.Response(
+                400,
+                json={
+                    "errors": [{"message": "media type unrecognized.", "code": 324}],
+                    "title": "Invalid Request",
+                    "detail": "One or more parameters to your request was invalid.",
+                    "type": "https://api.twitter.com/2/problems/invalid-request",
+                },
+            ),
+            Rejected,
+        ),
+        (problem(503, "Service Unavailable", "Service Unavailable"), Transient),
+        # An upload that may have landed is a stray picture on X, not a second post.
+        (problem(504, "Gateway Timeout", "Gateway Timeout"), Transient),
+    ],
+)
+async def test_upload_errors_map_onto_the_failure_model(
+    response: httpx.Response, error: type[Exception]
+) -> None:
+    x, fake = x_uploads_answering(response)
+    source = MemoryMedia()
+
+    with pytest.raises(error):
+        await x.publish(publish_request("Hello", source, media=(source.add(),)))
+
+    assert fake.posts == []
+
+
+async def test_an_upload_dropped_after_sending_is_transient(x: X, fake: FakeX) -> None:
+    source = MemoryMedia()
+    fake.platform.drop_next()
+
+    with pytest.raises(Transient):
+        await x.publish(publish_request("Hello", source, media=(source.add(),)))
+
+    assert len(fake.uploads) == 1  # it did arrive
+    assert fake.posts == []
+    assert source.remembered == {}
 
 
 async def test_a_thread_is_posted_as_replies(x: X, fake: FakeX) -> None:
@@ -115,14 +315,6 @@ async def test_a_thread_cut_short_is_outcome_unknown_naming_what_went_out(fake: 
         await x.publish(publish_request("1/2", thread=("2/2",)))
 
     assert fake.posts[0]["id"] in raised.value.message
-
-
-def problem(status: int, title: str, detail: str, **headers: str) -> httpx.Response:
-    return httpx.Response(
-        status,
-        json={"title": title, "detail": detail, "type": "about:blank", "status": status},
-        headers=headers,
-    )
 
 
 def x_answering(response: httpx.Response) -> X:
@@ -241,6 +433,20 @@ async def test_find_published_matches_the_text_as_x_returns_it(x: X, fake: FakeX
     )
 
 
+async def test_find_published_matches_a_post_with_pictures(x: X, fake: FakeX) -> None:
+    source = MemoryMedia()
+    request = publish_request("Read https://example.com/long/path", source, media=(source.add(),))
+    fake.platform.drop_next()  # the picture's upload arrives but its answer is lost
+    with pytest.raises(Transient):
+        await x.publish(request)
+    await x.publish(request)
+
+    found = await x.find_published(request)
+
+    assert fake.posts[0]["media_ids"]
+    assert found is not None and found.remote_id == fake.posts[0]["id"]
+
+
 async def test_find_published_is_none_when_the_post_is_not_there(x: X, fake: FakeX) -> None:
     await x.publish(publish_request("something else"))
 
@@ -266,7 +472,7 @@ def test_validate_checks_every_part_and_what_x_lacks(x: X) -> None:
         PostContent(
             "ok",
             thread=("a" * 281, " "),
-            media_ids=("1", "2", "3", "4", "5"),
+            media=tuple(picture() for _ in range(5)),
             content_warning="cw",
             visibility="unlisted",
         )
@@ -278,4 +484,38 @@ def test_validate_checks_every_part_and_what_x_lacks(x: X) -> None:
         "media_ids",
         "content_warning",
         "visibility",
+    ]
+    assert "X allows 4 pictures per post; this post has 5." in problems[2].message
+
+
+def picture(content_type: str = "image/png", size_bytes: int = 1000, **fields: Any) -> Media:
+    return Media(
+        id=uuid4(),
+        content_type=content_type,
+        size_bytes=size_bytes,
+        width=800,
+        height=600,
+        **fields,
+    )
+
+
+def test_validate_checks_each_picture_against_xs_rules(x: X) -> None:
+    assert x.validate(PostContent("", media=(picture("image/webp", 5 * 1024 * 1024),))) == []
+
+    problems = x.validate(
+        PostContent(
+            "ok",
+            media=(
+                picture("image/png"),
+                picture("image/gif"),
+                picture("image/jpeg", 5 * 1024 * 1024 + 1),
+                picture(alt_text="a" * 1001),
+            ),
+        )
+    )
+
+    assert [(p.field, p.message) for p in problems] == [
+        ("media_ids[1]", "X takes JPEG, PNG, WEBP pictures; this one is image/gif."),
+        ("media_ids[2]", "X takes pictures up to 5.0 MB; this one is 5.0 MB."),
+        ("media_ids[3]", "X allows 1000 characters of alt text; this picture has 1001."),
     ]

@@ -8,6 +8,9 @@ can make the next request fail the way a network does::
     fake.drop_next()          # the request arrives, then the connection drops unanswered
     adapter = X(settings, fake.client())
 
+A request body is recorded as JSON when it is JSON, else as its raw bytes (a picture PUT to an
+upload URL, a multipart form: read its fields with :func:`form_fields`).
+
 A dropped connection is raised the way Herald's production transport (httpx-aiohttp) raises
 it, as ``httpx.ConnectTimeout`` caused by aiohttp's ``ServerDisconnectedError`` (see
 ``herald_common.http.request_never_sent``); a refused connection as ``ConnectTimeout`` caused
@@ -39,6 +42,7 @@ class Received:
     headers: dict[str, str]
     # JSON bodies parsed, multipart forms as a Form, anything else (an upload) as bytes.
     body: Any
+    host: str = ""
 
 
 @dataclass
@@ -72,6 +76,7 @@ class FakePlatform:
                 dict(request.url.params),
                 dict(request.headers),
                 _body(request),
+                request.url.host,
             )
         )
         handler = self.handlers.get((request.method, request.url.path))
@@ -128,6 +133,17 @@ def _body(request: httpx.Request) -> Any:
     if content_type.startswith("application/json"):
         return json.loads(content)
     return content
+
+
+def form_fields(received: Received) -> dict[str, bytes]:
+    """Every part of a ``multipart/form-data`` request by name, fields and files alike, as
+    bytes."""
+    form = received.body
+    assert isinstance(form, Form), "not a multipart body"
+    return {
+        **{name: value.encode() for name, value in form.fields.items()},
+        **{name: part.data for name, part in form.files.items()},
+    }
 
 
 def _connector_error() -> aiohttp.ClientConnectorError:

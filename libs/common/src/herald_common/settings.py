@@ -123,8 +123,16 @@ class Settings(BaseSettings):
     x_authorize_url: str = "https://x.com/i/oauth2/authorize"
     x_token_url: str = "https://api.x.com/2/oauth2/token"  # noqa: S105 (a URL)
     x_revoke_url: str = "https://api.x.com/2/oauth2/revoke"
+    # media.write: uploading pictures (POST /2/media/upload); X refuses uploads without it
+    # (docs.x.com/fundamentals/authentication/oauth-2-0/authorization-code, scopes table).
     x_scopes: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["tweet.read", "tweet.write", "users.read", "offline.access"]
+        default_factory=lambda: [
+            "tweet.read",
+            "tweet.write",
+            "users.read",
+            "offline.access",
+            "media.write",
+        ]
     )
     linkedin_client_id: str | None = None
     linkedin_client_secret: SecretStr | None = None

@@ -1,4 +1,5 @@
-"""LinkedIn: content rules, ``POST /rest/posts``, and (where LinkedIn allows it) finding a post.
+"""LinkedIn: content rules, pictures, ``POST /rest/posts``, and (where LinkedIn allows it)
+finding a post.
 
 The account's access token is a member's OAuth 2.0 token (``w_member_social`` to post as the
 member, ``w_organization_social`` to post as a company page). ``external_id`` names the author:
@@ -8,6 +9,13 @@ Every request carries ``LinkedIn-Version: YYYYMM`` (the ``HERALD_LINKEDIN_VERSIO
 and ``X-Restli-Protocol-Version: 2.0.0``, as the versioned Posts API requires
 (learn.microsoft.com/linkedin/marketing/community-management/shares/posts-api). A created
 post answers 201 with an empty body; its URN is in the ``x-restli-id`` header.
+
+Pictures go through the Images API (learn.microsoft.com/linkedin/marketing/community-management/
+shares/images-api): ``POST /rest/images?action=initializeUpload`` names the author as owner and
+answers ``{"value": {"uploadUrl", "uploadUrlExpiresAt", "image": "urn:li:image:..."}}``; the
+bytes are then PUT to ``uploadUrl`` (on another host, www.linkedin.com/dms-uploads/...) with the
+same bearer token, and the post names the image URN: ``content.media`` for one picture,
+``content.multiImage.images`` for 2 to 20, each with its ``altText``.
 
 Idempotency: the Posts API takes no idempotency key. LinkedIn refuses a post identical to a
 recent one (422 DUPLICATE_POST, "Content is a duplicate of urn:li:share:..."), which Herald
@@ -20,6 +28,8 @@ without it LinkedIn answers 403 and Herald cannot tell.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -35,11 +45,13 @@ from herald_common.http import (
 from herald_common.platforms.base import (
     AccountCredentials,
     ContentProblem,
+    Media,
     Platform,
     PostContent,
     Published,
     PublishRequest,
     RateLimit,
+    media_problems,
 )
 from herald_common.platforms.errors import (
     AuthExpired,
@@ -52,10 +64,20 @@ from herald_common.platforms.errors import (
 from herald_common.platforms.text import extract_urls
 
 POSTS_PATH = "/rest/posts"
+INITIALIZE_UPLOAD_PATH = "/rest/images?action=initializeUpload"
 # Posts API, "commentary": up to 3,000 characters (the share box's limit too).
 MAX_CHARACTERS = 3000
 # Posts API: a MultiImage post holds 2 to 20 images; one image is a plain media post.
 MAX_IMAGES = 20
+# Images API: JPG, GIF and PNG only (no WEBP), and "less than 36,152,320" pixels.
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif")
+MAX_IMAGE_PIXELS = 36_152_320 - 1
+# The Images API names no file size limit; 8 MB is what tools built on it state (e.g. the
+# LinkedIn MCP servers listed on glama.ai), not confirmed in LinkedIn's own documentation.
+MAX_IMAGE_BYTES = 8 * 1024 * 1024
+# Posts API, media "altText": 4,086 characters, as remembered from the Posts API schema and
+# not confirmed against its current documentation.
+MAX_ALT_TEXT = 4086
 VISIBILITIES = ("PUBLIC", "CONNECTIONS", "LOGGED_IN")
 # How many of the author's newest posts find_published reads (the finder pages by count).
 RECENT_POSTS = 20
@@ -72,6 +94,11 @@ _DUPLICATE_OF = re.compile(r"duplicate of (urn:li:\w+:\d+)", re.IGNORECASE)
 
 class LinkedIn(Platform):
     name = "linkedin"
+    # The upload URL expires (uploadUrlExpiresAt) but Herald remembers the image URN only once
+    # its bytes are in, and LinkedIn documents no expiry for an uploaded, unattached image.
+    # Not knowing whether it cleans them up, Herald uploads again after a day rather than
+    # risk a retry that can only be refused.
+    media_reference_ttl = timedelta(days=1)
     limits = (
         # LinkedIn does not publish its standard limits (they are shown per app in the
         # Developer Portal); 150 posts per member per day is the documented daily cap
@@ -91,14 +118,15 @@ class LinkedIn(Platform):
                     f"{len(content.text)}.",
                 )
             )
-        if len(content.media) > MAX_IMAGES:
-            problems.append(
-                ContentProblem(
-                    "media_ids",
-                    f"LinkedIn allows {MAX_IMAGES} images per post; this post has "
-                    f"{len(content.media)}.",
-                )
-            )
+        problems += media_problems(
+            "LinkedIn",
+            content.media,
+            max_count=MAX_IMAGES,
+            max_bytes=MAX_IMAGE_BYTES,
+            types=IMAGE_TYPES,
+            max_alt_text=MAX_ALT_TEXT,
+            max_pixels=MAX_IMAGE_PIXELS,
+        )
         if content.thread:
             problems.append(ContentProblem("thread", "LinkedIn has no threads; post it as one."))
         if content.content_warning:
@@ -116,6 +144,8 @@ class LinkedIn(Platform):
         return problems
 
     async def publish(self, request: PublishRequest) -> Published:
+        headers = self._headers(request)
+        images = await self.upload_all(request, partial(self._upload, request, headers))
         body: dict[str, Any] = {
             "author": author_urn(request.account),
             "commentary": little_text(request.content.text),
@@ -128,14 +158,17 @@ class LinkedIn(Platform):
             "lifecycleState": "PUBLISHED",
             "isReshareDisabledByAuthor": False,
         }
-        media = list(request.content.media)
-        if len(media) == 1:
-            body["content"] = {"media": {"id": media[0]}}
-        elif media:
-            body["content"] = {"multiImage": {"images": [{"id": m} for m in media]}}
+        attached = [
+            {"id": urn} | ({"altText": item.alt_text} if item.alt_text else {})
+            for urn, item in zip(images, request.content.media, strict=True)
+        ]
+        if len(attached) == 1:
+            body["content"] = {"media": attached[0]}
+        elif attached:
+            body["content"] = {"multiImage": {"images": attached}}
         try:
             response = await self.http.post(
-                self._api_base() + POSTS_PATH, json=body, headers=self._headers(request)
+                self._api_base() + POSTS_PATH, json=body, headers=headers
             )
         except TRANSPORT_ERRORS as exc:
             if request_never_sent(exc):
@@ -181,6 +214,45 @@ class LinkedIn(Platform):
     def _api_base(self) -> str:
         return self.settings.linkedin_api_base.rstrip("/")
 
+    async def _upload(
+        self, request: PublishRequest, headers: dict[str, str], item: Media, data: bytes
+    ) -> str:
+        """Register one picture with the Images API and PUT its bytes; its image URN."""
+        initialize = {"initializeUploadRequest": {"owner": author_urn(request.account)}}
+        response = await self._send(
+            "POST", self._api_base() + INITIALIZE_UPLOAD_PATH, headers, json=initialize
+        )
+        value = json_object(response).get("value")
+        if not isinstance(value, dict) or not value.get("uploadUrl") or not value.get("image"):
+            raise OutcomeUnknown(
+                "LinkedIn initialized an image upload but named no uploadUrl and image",
+                http_status=response.status_code,
+            )
+        # The upload URL takes the member's token alone, as in the Images API's upload example.
+        await self._send(
+            "PUT",
+            str(value["uploadUrl"]),
+            {"Authorization": headers["Authorization"]},
+            content=data,
+        )
+        return str(value["image"])
+
+    async def _send(
+        self, method: str, url: str, headers: dict[str, str], **body: Any
+    ) -> httpx.Response:
+        """One step of a picture's upload, its failures mapped; the caller turns an
+        OutcomeUnknown into Transient (a stray image on LinkedIn, never a second post)."""
+        try:
+            response = await self.http.request(method, url, headers=headers, **body)
+        except TRANSPORT_ERRORS as exc:
+            if request_never_sent(exc):
+                raise Transient(f"LinkedIn could not be reached: {exc!r}") from exc
+            raise OutcomeUnknown(
+                f"LinkedIn may have received the picture, but no answer came: {exc!r}"
+            ) from exc
+        _raise_for_error(response, "the picture")
+        return response
+
     def _headers(self, request: PublishRequest) -> dict[str, str]:
         token = request.account.access_token
         if not token:
@@ -224,7 +296,7 @@ def _escape(text: str) -> str:
     return _LITTLE_RESERVED.sub(replace, text)
 
 
-def _raise_for_error(response: httpx.Response) -> None:
+def _raise_for_error(response: httpx.Response, what: str = "the post") -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
@@ -249,7 +321,7 @@ def _raise_for_error(response: httpx.Response) -> None:
         )
     if status >= 500 or status == 408:
         raise Transient(f"LinkedIn answered {status}: {message}", http_status=status)
-    raise Rejected(f"LinkedIn rejected the post ({status}): {message}", http_status=status)
+    raise Rejected(f"LinkedIn rejected {what} ({status}): {message}", http_status=status)
 
 
 def _error_message(response: httpx.Response) -> str:

@@ -1,8 +1,16 @@
-"""X (formerly Twitter): content rules, ``POST /2/tweets``, threads by reply, and finding a post.
+"""X (formerly Twitter): content rules, pictures, ``POST /2/tweets``, threads by reply, and
+finding a post.
 
 The account's access token is an OAuth 2.0 user-context token (authorization code with PKCE,
-scopes ``tweet.read tweet.write users.read offline.access``); its ``external_id`` is the X
-user id, needed to read the account's own timeline.
+scopes ``tweet.read tweet.write users.read offline.access media.write``); its ``external_id``
+is the X user id, needed to read the account's own timeline.
+
+Pictures are uploaded one request each (``POST /2/media/upload``, multipart, ``media_category
+tweet_image``), given their alt text (``POST /2/media/metadata``) and attached to the first
+post of a thread by id. That one-shot upload takes JPEG, PNG and WEBP but not GIF (its
+``media_type`` enum has no ``image/gif``, docs.x.com/x-api/media/upload-media); GIFs need the
+chunked INIT/APPEND/FINALIZE upload with ``tweet_gif`` and polling until X has processed them,
+which Herald does not do yet, so :meth:`X.validate` refuses them.
 
 Idempotency: X has none. ``POST /2/tweets`` takes no idempotency key, so a request whose
 answer was lost can only be recognised afterwards by reading the account's recent posts and
@@ -17,6 +25,7 @@ from __future__ import annotations
 import html
 import unicodedata
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -25,11 +34,13 @@ from herald_common import clock
 from herald_common.http import TRANSPORT_ERRORS, json_object, request_never_sent
 from herald_common.platforms.base import (
     ContentProblem,
+    Media,
     Platform,
     PostContent,
     Published,
     PublishRequest,
     RateLimit,
+    media_problems,
 )
 from herald_common.platforms.errors import (
     AuthExpired,
@@ -48,8 +59,18 @@ from herald_common.platforms.text import (
 )
 
 TWEETS_PATH = "/2/tweets"
+MEDIA_UPLOAD_PATH = "/2/media/upload"
+MEDIA_METADATA_PATH = "/2/media/metadata"
 # POST /2/tweets: media.media_ids holds 1 to 4 ids (docs.x.com/x-api/posts/creation-of-a-post).
 MAX_MEDIA = 4
+# What the one-shot upload takes for a post (see the module docstring for GIF).
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp")
+# "Image size <= 5 MB" (docs.x.com/x-api/media/quickstart/best-practices); X does not say
+# whether it means 10^6 or 2^20 bytes, this takes the larger reading.
+MAX_MEDIA_BYTES = 5 * 1024 * 1024
+# Alt text: 1,000 characters (the v1.1 media/metadata/create reference; the v2
+# POST /2/media/metadata reference states no limit of its own).
+MAX_ALT_TEXT = 1000
 # GET /2/users/:id/tweets returns at most 100 posts per page (max_results 5..100).
 TIMELINE_PAGE_SIZE = 100
 # The timeline is searched from a little before the first attempt, for clock differences.
@@ -65,6 +86,10 @@ _DUPLICATE = "duplicate content"
 
 class X(Platform):
     name = "x"
+    # An uploaded picture's id can be attached for ``expires_after_secs`` after the upload,
+    # 86,400 s for images (docs.x.com/x-api/media/upload-media, media upload response); half
+    # of it leaves room for a retry that reuses an id near the end of its life.
+    media_reference_ttl = timedelta(hours=12)
     limits = (
         # docs.x.com/x-api/fundamentals/rate-limits, "Manage Posts": POST /2/tweets allows
         # 100 requests per 15 minutes per user ...
@@ -91,13 +116,14 @@ class X(Platform):
                 )
             elif field != "content" and not text.strip():
                 problems.append(ContentProblem(field, "A post of an X thread cannot be empty."))
-        if len(content.media) > MAX_MEDIA:
-            problems.append(
-                ContentProblem(
-                    "media_ids",
-                    f"X allows {MAX_MEDIA} pictures per post; this post has {len(content.media)}.",
-                )
-            )
+        problems += media_problems(
+            "X",
+            content.media,
+            max_count=MAX_MEDIA,
+            max_bytes=MAX_MEDIA_BYTES,
+            types=MEDIA_TYPES,
+            max_alt_text=MAX_ALT_TEXT,
+        )
         if content.content_warning:
             problems.append(
                 ContentProblem("content_warning", "X has no content warnings; remove it.")
@@ -109,19 +135,21 @@ class X(Platform):
         return problems
 
     async def publish(self, request: PublishRequest) -> Published:
-        """Post the text (and each further part of a thread, as a reply to the one before).
+        """Upload the pictures, then post the text with them (and each further part of a
+        thread, as a reply to the one before).
 
         A failure after some parts of a thread went out cannot be retried without posting
         those parts twice, so it is reported as OutcomeUnknown naming what was posted; the
         publisher then asks :meth:`find_published`.
         """
         token = _token(request)
+        media_ids = await self.upload_all(request, partial(self._upload, token))
         texts = [request.content.text, *request.content.thread]
         posted: list[str] = []
         for index, text in enumerate(texts):
             body: dict[str, Any] = {"text": text}
-            if index == 0 and request.content.media:
-                body["media"] = {"media_ids": list(request.content.media)}
+            if index == 0 and media_ids:
+                body["media"] = {"media_ids": media_ids}
             if posted:
                 body["reply"] = {"in_reply_to_tweet_id": posted[-1]}
             try:
@@ -165,7 +193,7 @@ class X(Platform):
             )
         except TRANSPORT_ERRORS as exc:
             raise Transient(f"X: the timeline could not be read: {exc!r}") from exc
-        _raise_for_error(response)
+        _raise_for_error(response, "read the account's posts")
         posts = json_object(response).get("data") or []
         # Oldest first, so a thread's parts are matched in the order they were posted.
         found: list[str] = []
@@ -199,20 +227,65 @@ class X(Platform):
     def _api_base(self) -> str:
         return self.settings.x_api_base.rstrip("/")
 
-    async def _create_post(self, token: str, body: dict[str, Any]) -> str:
+    async def _upload(self, token: str, item: Media, data: bytes) -> str:
+        """Upload one picture and give it its alt text; X's media id for it."""
+        try:
+            response = await self._send(
+                "upload a picture",
+                self._api_base() + MEDIA_UPLOAD_PATH,
+                token,
+                data={"media_category": "tweet_image", "media_type": item.content_type},
+                files={"media": (str(item.id), data, item.content_type)},
+            )
+        except Rejected as exc:
+            if exc.http_status != 403:
+                raise
+            # Accounts connected before Herald asked for media.write hold tokens X refuses
+            # uploads to; only connecting the account again grants the scope.
+            raise AuthExpired(
+                f"{exc.message}; the account's token may lack the media.write scope, so "
+                "reconnect it",
+                http_status=exc.http_status,
+            ) from exc
+        try:
+            upload = response.json()["data"]
+            media_id = str(upload["id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise OutcomeUnknown(
+                f"X accepted the picture but its answer was unreadable: {exc!r}",
+                http_status=response.status_code,
+            ) from exc
+        processing = upload.get("processing_info")
+        if isinstance(processing, dict) and processing.get("state") == "failed":
+            raise Rejected(f"X could not process the picture: {processing.get('error')}")
+        if item.alt_text:
+            await self._send(
+                "give a picture its alt text",
+                self._api_base() + MEDIA_METADATA_PATH,
+                token,
+                json={"id": media_id, "metadata": {"alt_text": {"text": item.alt_text}}},
+            )
+        return media_id
+
+    async def _send(self, action: str, url: str, token: str, **body: Any) -> httpx.Response:
+        """POST ``body`` (httpx's ``json``/``data``/``files``) to ``url``, mapping failures."""
         try:
             response = await self.http.post(
-                self._api_base() + TWEETS_PATH,
-                json=body,
-                headers={"Authorization": f"Bearer {token}"},
+                url, headers={"Authorization": f"Bearer {token}"}, **body
             )
         except TRANSPORT_ERRORS as exc:
             if request_never_sent(exc):
-                raise Transient(f"X could not be reached: {exc!r}") from exc
+                raise Transient(f"X could not be reached to {action}: {exc!r}") from exc
             raise OutcomeUnknown(
-                f"X may have received the post, but no answer came: {exc!r}"
+                f"X may have received the request to {action}, but no answer came: {exc!r}"
             ) from exc
-        _raise_for_error(response)
+        _raise_for_error(response, action)
+        return response
+
+    async def _create_post(self, token: str, body: dict[str, Any]) -> str:
+        response = await self._send(
+            "create the post", self._api_base() + TWEETS_PATH, token, json=body
+        )
         try:
             return str(response.json()["data"]["id"])
         except (ValueError, KeyError, TypeError) as exc:
@@ -240,7 +313,7 @@ def _post_url(request: PublishRequest, post_id: str) -> str:
     return f"https://x.com/{handle or 'i/web'}/status/{post_id}"
 
 
-def _raise_for_error(response: httpx.Response) -> None:
+def _raise_for_error(response: httpx.Response, action: str = "create the post") -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
@@ -262,8 +335,9 @@ def _raise_for_error(response: httpx.Response) -> None:
         raise OutcomeUnknown(f"X answered {status}: {message}", http_status=status)
     if status >= 500 or status == 408:
         raise Transient(f"X answered {status}: {message}", http_status=status)
-    # 400 (invalid request), 403 (not permitted: suspended, protected, reply not allowed), ...
-    raise Rejected(f"X rejected the post ({status}): {message}", http_status=status)
+    # 400 (invalid request), 403 (not permitted: suspended, protected, reply not allowed, no
+    # media.write scope), ...
+    raise Rejected(f"X refused to {action} ({status}): {message}", http_status=status)
 
 
 def _error_message(response: httpx.Response) -> str:
