@@ -8,10 +8,10 @@ transport, since DESIGN.md keeps the transport swappable.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -21,6 +21,8 @@ from herald_common.http import create_http_client
 from herald_common.platforms.base import (
     AccountCredentials,
     ContentProblem,
+    Media,
+    NoMedia,
     PostContent,
     PublishRequest,
 )
@@ -41,9 +43,12 @@ from herald_common.platforms.text import (
 )
 from herald_common.settings import Settings
 from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.media import MemoryMedia
 
 ALICE = "alice-token"
 BOB = "bob-token"
+# Waits between looks at a picture still processing, short so the tests do not sleep.
+QUICK_POLLS = (0.0, 0.01, 0.01)
 
 
 @pytest.fixture
@@ -67,7 +72,12 @@ async def http(mastodon_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def mastodon(mastodon_settings: Settings, http: httpx.AsyncClient) -> Mastodon:
-    return Mastodon(mastodon_settings, http)
+    return Mastodon(mastodon_settings, http, media_poll_delays=QUICK_POLLS)
+
+
+@pytest.fixture
+def pictures() -> MemoryMedia:
+    return MemoryMedia()
 
 
 @pytest.fixture
@@ -82,7 +92,9 @@ def publish_request(
     key: str = "target-1",
     token: str | None = ALICE,
     instance_url: str | None = None,
-    media_ids: tuple[str, ...] = (),
+    media: Sequence[Media] = (),
+    source: MemoryMedia | None = None,
+    uploaded: Mapping[UUID, str] | None = None,
 ) -> PublishRequest:
     return PublishRequest(
         account=AccountCredentials(
@@ -93,9 +105,32 @@ def publish_request(
             access_token=token,
             instance_url=instance_url,
         ),
-        content=PostContent(text, media_ids),
+        content=PostContent(text, media),
         idempotency_key=key,
+        media_source=source if source is not None else NoMedia(),
+        uploaded=uploaded or {},
     )
+
+
+def picture(
+    content_type: str = "image/png",
+    *,
+    size_bytes: int = 1000,
+    width: int = 8,
+    height: int = 6,
+    alt_text: str | None = None,
+) -> Media:
+    """A picture as Herald stored it, for validate (which never reads bytes)."""
+    return Media(uuid4(), content_type, size_bytes, width, height, alt_text)
+
+
+def uploads(fake: FakeMastodon) -> list[int | None]:
+    """The answers to every upload the fake received."""
+    return [r.status_code for r in fake.requests if r.path == "/api/v2/media"]
+
+
+def status_posts(fake: FakeMastodon) -> list[int | None]:
+    return [r.status_code for r in fake.requests if r.path == "/api/v1/statuses"]
 
 
 def unused_port() -> int:
@@ -120,10 +155,21 @@ async def test_publish_creates_one_status_and_returns_its_id_and_url(
     assert published.remote_url == f"https://mastodon.test/@alice/{status.id}"
 
 
-async def test_publish_sends_media_ids(mastodon: Mastodon, fake: FakeMastodon) -> None:
-    await mastodon.publish(publish_request("With pictures", media_ids=("m1", "m2")))
+async def test_publish_uploads_each_picture_with_its_alt_text_and_attaches_them_in_order(
+    mastodon: Mastodon, fake: FakeMastodon, pictures: MemoryMedia
+) -> None:
+    square = pictures.add("image/png", alt_text="A red square")
+    photo = pictures.add("image/jpeg", width=20, height=10)
 
-    assert fake.statuses[0].media_ids == ("m1", "m2")
+    await mastodon.publish(publish_request("With pictures", media=[square, photo], source=pictures))
+
+    [status] = fake.statuses
+    uploaded = {m.id: m for m in fake.media}
+    assert status.media_ids == (pictures.remembered[square.id], pictures.remembered[photo.id])
+    first, second = (uploaded[m] for m in status.media_ids)
+    assert (first.content_type, first.description) == ("image/png", "A red square")
+    assert (second.content_type, second.width, second.description) == ("image/jpeg", 20, None)
+    assert first.status_id == second.status_id == status.id
 
 
 async def test_retry_with_the_same_idempotency_key_returns_the_first_status(
@@ -245,6 +291,195 @@ async def test_server_error_is_transient_and_creates_nothing(
     assert fake.statuses == []
     await mastodon.publish(publish_request())
     assert len(fake.statuses) == 1
+
+
+# -- pictures ----------------------------------------------------------------------------------
+
+
+async def test_picture_processed_in_the_background_is_attached_once_mastodon_is_done(
+    mastodon: Mastodon, fake: FakeMastodon, pictures: MemoryMedia
+) -> None:
+    fake.process_uploads_in_background(pending_polls=2)
+    gif = pictures.add("image/gif")
+
+    await mastodon.publish(publish_request(media=[gif], source=pictures))
+
+    assert uploads(fake) == [202]
+    polls = [r.status_code for r in fake.requests if r.path.startswith("/api/v1/media/")]
+    assert polls == [206, 206, 200]
+    [status] = fake.statuses
+    assert status.media_ids == (pictures.remembered[gif.id],)
+
+
+async def test_picture_still_processing_after_the_wait_is_transient_and_no_status_is_sent(
+    mastodon: Mastodon, fake: FakeMastodon, pictures: MemoryMedia
+) -> None:
+    fake.process_uploads_in_background(pending_polls=None)
+    gif = pictures.add("image/gif")
+
+    with pytest.raises(Transient) as raised:
+        await mastodon.publish(publish_request(media=[gif], source=pictures))
+
+    assert "still processing" in raised.value.message
+    assert status_posts(fake) == []
+    # Remembered anyway, so the retry attaches this upload instead of making another.
+    [upload] = fake.media
+    assert pictures.remembered == {gif.id: upload.id}
+
+
+async def test_retry_while_the_picture_is_still_processing_is_transient_not_rejected(
+    mastodon: Mastodon, fake: FakeMastodon, pictures: MemoryMedia
+) -> None:
+    fake.process_uploads_in_background(pending_polls=None)
+    gif = pictures.add("image/gif")
+    request = publish_request(media=[gif], source=pictures)
+    with pytest.raises(Transient):
+        await mastodon.publish(request)
+    retry = replace(request, uploaded=dict(pictures.remembered))
+
+    with pytest.raises(Transient) as raised:
+        await mastodon.publish(retry)
+
+    assert raised.value.http_status == 422
+    assert "not finished processing" in raised.value.message
+    fake.finish_processing()
+    await mastodon.publish(retry)
+    assert len(fake.statuses) == 1
+    assert uploads(fake) == [202]
+
+
+async def test_status_failure_after_the_upload_leaves_the_upload_remembered(
+    mastodon: Mastodon, fake: FakeMastodon, pictures: MemoryMedia
+) -> None:
+    square = pictures.add()
+    fake.fail_next(status_code=503)
+
+    with pytest.raises(Transient):
+        await mastodon.publish(publish_request(media=[square], source=pictures))
+
+    [upload] = fake.media
+    assert pictures.remembered == {square.id: upload.id}
+    assert status_posts(fake) == [503]
+
+
+async def test_retry_attaches_the_earlier_upload_without_uploading_again(
+    mastodon: Mastodon, fake: FakeMastodon, pictures: MemoryMedia
+) -> None:
+    square = pictures.add()
+    request = publish_request(media=[square], source=pictures)
+    fake.fail_next(status_code=503)
+    with pytest.raises(Transient):
+        await mastodon.publish(request)
+
+    await mastodon.publish(replace(request, uploaded=dict(pictures.remembered)))
+
+    [upload] = fake.media
+    [status] = fake.statuses
+    assert status.media_ids == (upload.id,)
+    assert uploads(fake) == [200]
+    assert pictures.reads == [square.id]
+
+
+async def test_find_published_after_a_dropped_answer_reuses_the_uploads(
+    mastodon: Mastodon, fake: FakeMastodon, pictures: MemoryMedia
+) -> None:
+    square = pictures.add()
+    request = publish_request(key="target-12", media=[square], source=pictures)
+    sent_at = clock.now()
+    fake.drop_next()
+    with pytest.raises(OutcomeUnknown):
+        await mastodon.publish(request)
+
+    found = await mastodon.find_published(
+        replace(request, first_attempt_at=sent_at, uploaded=dict(pictures.remembered))
+    )
+
+    [status] = fake.statuses
+    assert found is not None
+    assert found.remote_id == status.id
+    assert uploads(fake) == [200]
+
+
+async def test_file_mastodon_cannot_read_as_a_picture_is_rejected(
+    mastodon: Mastodon, fake: FakeMastodon, pictures: MemoryMedia
+) -> None:
+    square = pictures.add()
+    pictures.files[square.id] = b"%PDF-1.7 not a picture"
+
+    with pytest.raises(Rejected) as raised:
+        await mastodon.publish(publish_request(media=[square], source=pictures))
+
+    assert raised.value.http_status == 422
+    assert "File content type is invalid" in raised.value.message
+    assert fake.media == []
+    assert status_posts(fake) == []
+
+
+async def test_upload_over_the_media_rate_limit_waits_for_the_window_to_reset(
+    mastodon: Mastodon, fake: FakeMastodon, pictures: MemoryMedia
+) -> None:
+    fake.media_upload_limit = 1
+    await mastodon.publish(publish_request(key="k1", media=[pictures.add()], source=pictures))
+
+    with pytest.raises(RateLimited) as raised:
+        await mastodon.publish(publish_request(key="k2", media=[pictures.add()], source=pictures))
+
+    assert raised.value.http_status == 429
+    # rack_attack's windows are 30 minutes, aligned to the epoch.
+    assert 0 < raised.value.retry_after <= 30 * 60
+    assert uploads(fake) == [200, 429]
+    assert len(fake.statuses) == 1
+
+
+async def test_upload_with_a_revoked_token_is_auth_expired(
+    mastodon: Mastodon, fake: FakeMastodon, pictures: MemoryMedia
+) -> None:
+    fake.revoke_token(ALICE)
+
+    with pytest.raises(AuthExpired) as raised:
+        await mastodon.publish(publish_request(media=[pictures.add()], source=pictures))
+
+    assert raised.value.http_status == 401
+    assert uploads(fake) == [401]
+    assert status_posts(fake) == []
+
+
+async def test_upload_server_error_is_transient_and_nothing_is_remembered(
+    mastodon: Mastodon, fake: FakeMastodon, pictures: MemoryMedia
+) -> None:
+    fake.fail_next_upload(status_code=502, error="Bad Gateway")
+
+    with pytest.raises(Transient) as raised:
+        await mastodon.publish(publish_request(media=[pictures.add()], source=pictures))
+
+    assert raised.value.message == "Mastodon answered 502: Bad Gateway"
+    assert pictures.remembered == {}
+    assert status_posts(fake) == []
+
+
+def test_uploads_are_reused_only_well_before_mastodon_deletes_unattached_ones() -> None:
+    # Mastodon's vacuum deletes uploads left unattached for a day.
+    assert Mastodon.media_reference_ttl is not None
+    assert Mastodon.media_reference_ttl <= timedelta(hours=12)
+
+
+async def test_picture_of_another_account_is_rejected_with_mastodons_message(
+    mastodon: Mastodon, fake: FakeMastodon, pictures: MemoryMedia
+) -> None:
+    square = pictures.add()
+    await mastodon.publish(publish_request(key="bob", token=BOB, media=[square], source=pictures))
+    bobs = pictures.remembered[square.id]
+
+    with pytest.raises(Rejected) as raised:
+        await mastodon.publish(
+            publish_request(
+                key="alice", media=[square], source=pictures, uploaded={square.id: bobs}
+            )
+        )
+
+    assert raised.value.message.endswith(
+        f"Media {bobs} not found or already attached to another post"
+    )
 
 
 # -- transport failures, over both transports -------------------------------------------------
@@ -390,6 +625,26 @@ async def test_fake_lists_the_accounts_statuses_newest_first(
     assert [s["content"] for s in listed.json()] == ["<p>post 2</p>", "<p>post 1</p>"]
 
 
+async def test_fake_lists_attached_pictures_with_their_alt_text(
+    mastodon: Mastodon, fake: FakeMastodon, http: httpx.AsyncClient, pictures: MemoryMedia
+) -> None:
+    square = pictures.add(alt_text="A red square")
+    await mastodon.publish(publish_request(media=[square], source=pictures))
+    [status] = fake.statuses
+    auth = {"Authorization": f"Bearer {ALICE}"}
+
+    listed = await http.get(
+        f"{fake.base_url}/api/v1/accounts/{status.account_id}/statuses", headers=auth
+    )
+    asked = await http.get(f"{fake.base_url}/api/v1/media/{status.media_ids[0]}", headers=auth)
+
+    [attachment] = listed.json()[0]["media_attachments"]
+    assert attachment["id"] == status.media_ids[0]
+    assert attachment["description"] == "A red square"
+    assert attachment["url"] is not None
+    assert asked.status_code == 404  # attached: no longer an upload of the account's
+
+
 # -- validate --------------------------------------------------------------------------------
 
 
@@ -405,13 +660,44 @@ def test_validate_counts_what_mastodon_counts(mastodon: Mastodon) -> None:
 def test_validate_needs_text_or_an_attachment(mastodon: Mastodon) -> None:
     [problem] = mastodon.validate(PostContent("  \n "))
     assert problem.field == "content"
-    assert mastodon.validate(PostContent("", media_ids=("m1",))) == []
+    assert mastodon.validate(PostContent("", media=[picture()])) == []
 
 
-def test_validate_allows_four_attachments(mastodon: Mastodon) -> None:
-    assert mastodon.validate(PostContent("pics", media_ids=("1", "2", "3", "4"))) == []
-    [problem] = mastodon.validate(PostContent("pics", media_ids=("1", "2", "3", "4", "5")))
-    assert problem.field == "media_ids"
+def test_validate_allows_four_pictures(mastodon: Mastodon) -> None:
+    assert mastodon.validate(PostContent("pics", media=[picture() for _ in range(4)])) == []
+    [problem] = mastodon.validate(PostContent("pics", media=[picture() for _ in range(5)]))
+    assert problem == ContentProblem(
+        "media_ids", "Mastodon allows 4 pictures per post; this post has 5."
+    )
+
+
+def test_validate_names_each_picture_over_mastodons_limits(mastodon: Mastodon) -> None:
+    at_limits = [
+        picture("image/webp", size_bytes=16 * 1024 * 1024, alt_text="a" * 1500),
+        picture("image/gif", width=1280, height=720),
+        picture(width=7680, height=4320),
+    ]
+    over = [
+        picture(size_bytes=16 * 1024 * 1024 + 1),
+        picture(alt_text="a" * 1501),
+        picture("image/gif", width=1281, height=720),
+        picture(width=7681, height=4320),
+    ]
+
+    assert mastodon.validate(PostContent("pics", media=at_limits)) == []
+    problems = mastodon.validate(PostContent("pics", media=over))
+    messages = {p.field: p.message for p in problems}
+    assert len(problems) == len(messages) == 4
+    assert "up to 16.0 MB" in messages["media_ids[0]"]
+    assert "1500 characters of alt text" in messages["media_ids[1]"]
+    assert "GIFs up to 921,600 pixels" in messages["media_ids[2]"]
+    assert "7681 x 4320" in messages["media_ids[3]"]
+
+
+def test_validate_refuses_picture_types_mastodon_does_not_take(mastodon: Mastodon) -> None:
+    [problem] = mastodon.validate(PostContent("pic", media=[picture("image/tiff")]))
+
+    assert problem.field == "media_ids[0]"
 
 
 # -- text counting ---------------------------------------------------------------------------

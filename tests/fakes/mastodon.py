@@ -18,6 +18,22 @@ What it does like Mastodon:
   returns the same status and creates nothing); answers a Status entity (string id,
   ``created_at``, HTML ``content``, ``url`` ``https://{domain}/@{username}/{id}``, ``uri``,
   ``visibility``, ``account``, ...).
+- ``POST /api/v2/media`` (multipart ``file`` and ``description``): the same token check; the
+  bytes must be a picture Mastodon takes (JPEG, PNG, GIF, WebP, read with Pillow), else 422
+  ``{"error": "Validation failed: File content type is invalid, File is invalid"}``; 422 too
+  for a file over 16 MB, more pixels than Mastodon allows, or alt text over 1,500
+  characters. Answers 200 with a MediaAttachment (``url`` set), or, after
+  :meth:`~FakeMastodon.process_uploads_in_background`, 202 with ``url: null``.
+  Uploads are throttled like rack_attack's ``throttle_api_media``: ``media_upload_limit``
+  (30) per account per 30-minute window, then 429 with the X-RateLimit-* headers.
+- ``GET /api/v1/media/{id}``: 206 while the account's unattached upload is processing, 200
+  when done, 404 ``{"error": "Record not found"}`` for another account's, an attached or an
+  unknown one.
+- ``media_ids`` on ``POST /api/v1/statuses``: ids that are not the account's unattached
+  uploads get 422 ``Media 1, 2 not found or already attached to another post``; one still
+  processing gets 422 ``Cannot attach files that have not finished processing. Try again in
+  a moment!``; otherwise they are attached, in order, and listed in the status's
+  ``media_attachments`` with their ``description``.
 - ``GET /api/v1/accounts/verify_credentials`` and ``GET /api/v1/accounts/{id}/statuses``
   (newest first, ``limit`` default 20, at most 40).
 - OAuth: ``POST /api/v1/apps``, ``GET /oauth/authorize``, ``POST /oauth/token`` (with PKCE),
@@ -25,7 +41,8 @@ What it does like Mastodon:
   there gets 401 ``{"error": "The access token was revoked"}`` from the API.
 
 What tests read: :attr:`FakeMastodon.statuses` (every status it created, oldest first, as
-:class:`FakeStatus`) and :attr:`FakeMastodon.requests` (every request, as
+:class:`FakeStatus`), :attr:`FakeMastodon.media` (every upload it stored, as
+:class:`FakeMedia`) and :attr:`FakeMastodon.requests` (every request, as
 :class:`FakeRequest`, with the status code it was answered with, ``None`` when dropped).
 
 Faults, queued in order and consumed one per ``POST /api/v1/statuses`` (after the token check,
@@ -40,6 +57,9 @@ as Mastodon's own throttling and errors come after authentication):
 - :meth:`~FakeMastodon.drop_next`: the status is created, then the connection is closed with
   no answer at all (the client sees the server disconnect).
 
+Uploads have their own queue: :meth:`~FakeMastodon.fail_next_upload` answers the next
+``POST /api/v2/media`` with any status code and stores nothing.
+
 Time comes from ``clock`` (``herald_common.clock.now`` unless given), so a test that moves
 Herald's clock forward also ages the fake's idempotency keys and rate-limit resets.
 """
@@ -48,16 +68,20 @@ from __future__ import annotations
 
 import asyncio
 import html
+import io
 import itertools
 import random
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from PIL import Image, UnidentifiedImageError
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -72,6 +96,15 @@ from tests.fakes.server import ThreadedServer
 MAX_CHARACTERS = 500
 MAX_MEDIA_ATTACHMENTS = 4
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=1)
+MAX_PICTURE_BYTES = 16 * 1024 * 1024
+MAX_PICTURE_PIXELS = 33_177_600
+MAX_GIF_PIXELS = 921_600
+MAX_ALT_TEXT = 1_500
+# rack_attack.rb throttle_api_media: 30 uploads per 30 minutes per user.
+MEDIA_UPLOAD_LIMIT = 30
+MEDIA_UPLOAD_PERIOD_SECONDS = 30 * 60
+# MediaAttachment::IMAGE_MIME_TYPES that Pillow can read (HEIC and AVIF need plugins).
+PICTURE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 STATUSES_LIMIT_DEFAULT = 20
 STATUSES_LIMIT_MAX = 40
 
@@ -102,6 +135,23 @@ class FakeStatus:
     spoiler_text: str = ""
 
 
+@dataclass(slots=True)
+class FakeMedia:
+    """An upload the fake stored, as tests read it (a copy)."""
+
+    id: str
+    account_id: str
+    content_type: str
+    width: int
+    height: int
+    size_bytes: int
+    description: str | None
+    processed: bool
+    # GETs still to be answered 206 before processing ends; None: it never ends.
+    pending_polls: int | None = 0
+    status_id: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class FakeRequest:
     """One request the fake received. ``status_code`` is ``None`` when it dropped the connection."""
@@ -130,6 +180,14 @@ class _State:
     faults: deque[_Fault] = field(default_factory=deque)
     # (account id, key) -> (status id, when Mastodon stored it)
     idempotency: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
+    media: dict[str, FakeMedia] = field(default_factory=dict)
+    media_faults: deque[_Fault] = field(default_factory=deque)
+    # (account id, throttle window) -> uploads counted in it, as rack_attack keeps them
+    media_uploads: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Set by process_uploads_in_background: the GETs a new upload answers 206 to (None:
+    # never done); unset, uploads are processed at once, as still images are since 4.0.
+    background_polls: int | None = 0
+    background: bool = False
 
 
 class FakeMastodon:
@@ -141,11 +199,14 @@ class FakeMastodon:
         *,
         domain: str = "mastodon.test",
         clock: Callable[[], datetime] = herald_clock.now,
+        media_upload_limit: int = MEDIA_UPLOAD_LIMIT,
     ) -> None:
         """``tokens`` maps each valid access token to the username of the account it acts for
-        (default: one account, ``herald``, with token :data:`DEFAULT_TOKEN`)."""
+        (default: one account, ``herald``, with token :data:`DEFAULT_TOKEN`);
+        ``media_upload_limit`` is how many uploads an account may make per 30 minutes."""
         self._chaos: Callable[[], _Fault | None] | None = None
         self.domain = domain
+        self.media_upload_limit = media_upload_limit
         self._clock = clock
         self._lock = threading.Lock()
         self._ids = itertools.count(110_000_000_000_000_001)
@@ -215,13 +276,39 @@ class FakeMastodon:
         with self._lock:
             return list(self._state.requests)
 
+    @property
+    def media(self) -> list[FakeMedia]:
+        """Every upload stored so far, oldest first (copies)."""
+        with self._lock:
+            return [replace(media) for media in self._state.media.values()]
+
     def reset(self) -> None:
-        """Forget statuses, requests, idempotency keys and queued faults; keep the accounts."""
+        """Forget statuses, uploads, requests, idempotency keys, throttle counts and queued
+        faults, and process uploads at once again; keep the accounts."""
         with self._lock:
             self._state.statuses.clear()
             self._state.requests.clear()
             self._state.faults.clear()
             self._state.idempotency.clear()
+            self._state.media.clear()
+            self._state.media_faults.clear()
+            self._state.media_uploads.clear()
+            self._state.background = False
+
+    # -- media processing ----------------------------------------------------------------------
+
+    def process_uploads_in_background(self, pending_polls: int | None = 1) -> None:
+        """From now on uploads answer 202 with ``url: null``, as larger media do on Mastodon,
+        and the first ``pending_polls`` GETs of each answer 206 (``None``: every one does)."""
+        with self._lock:
+            self._state.background = True
+            self._state.background_polls = pending_polls
+
+    def finish_processing(self) -> None:
+        """Every upload still processing is done now."""
+        with self._lock:
+            for media in self._state.media.values():
+                media.processed = True
 
     # -- fault injection (each consumed by one POST /api/v1/statuses, in the order queued) ----
 
@@ -245,9 +332,19 @@ class FakeMastodon:
         """Create the status, then close the connection without answering."""
         self._queue(times, _Fault("drop"))
 
+    def fail_next_upload(
+        self, times: int = 1, *, status_code: int = 503, error: str = "Service Unavailable"
+    ) -> None:
+        """Answer the next ``POST /api/v2/media`` with ``status_code`` and store nothing."""
+        with self._lock:
+            self._state.media_faults.extend(
+                [_Fault("fail", status_code=status_code, error=error)] * times
+            )
+
     def clear_faults(self) -> None:
         with self._lock:
             self._state.faults.clear()
+            self._state.media_faults.clear()
             self._chaos = None
 
     def chaos(
@@ -295,6 +392,8 @@ class FakeMastodon:
         return Starlette(
             routes=[
                 Route("/api/v1/statuses", self._create_status, methods=["POST"]),
+                Route("/api/v2/media", self._upload_media, methods=["POST"]),
+                Route("/api/v1/media/{id}", self._show_media, methods=["GET"]),
                 Route(
                     "/api/v1/accounts/verify_credentials",
                     self._verify_credentials,
@@ -343,7 +442,10 @@ class FakeMastodon:
         text = str(params.get("status") or "")
         media_ids = tuple(str(m) for m in params.get("media_ids") or ())
         if len(media_ids) > MAX_MEDIA_ATTACHMENTS:
-            return None, _unprocessable("Cannot attach more than 4 files.")
+            return None, _unprocessable("Cannot attach more than 4 files")
+        media_error = self._media_error(account, media_ids)
+        if media_error is not None:
+            return None, media_error
         if not text.strip() and not media_ids:
             return None, _unprocessable("Validation failed: Text can't be blank")
         spoiler_text = str(params.get("spoiler_text") or "")
@@ -363,9 +465,118 @@ class FakeMastodon:
             spoiler_text=spoiler_text,
         )
         self._state.statuses.append(status)
+        for media_id in media_ids:
+            self._state.media[media_id].status_id = status.id
         if key:
             self._state.idempotency[(account.id, key)] = (status.id, now)
         return status, None
+
+    def _media_error(self, account: FakeAccount, media_ids: tuple[str, ...]) -> Response | None:
+        """PostStatusService#validate_media!: every id an unattached upload of the account's,
+        each processed. Called with the lock held."""
+        missing = [m for m in media_ids if self._unattached(account, m) is None]
+        if missing:
+            return _unprocessable(
+                f"Media {', '.join(missing)} not found or already attached to another post"
+            )
+        if any(not self._state.media[m].processed for m in media_ids):
+            return _unprocessable(
+                "Cannot attach files that have not finished processing. Try again in a moment!"
+            )
+        return None
+
+    def _unattached(self, account: FakeAccount, media_id: str) -> FakeMedia | None:
+        media = self._state.media.get(media_id)
+        if media is None or media.account_id != account.id or media.status_id is not None:
+            return None
+        return media
+
+    async def _upload_media(self, request: Request) -> Response:
+        account, token = self._authenticate(request)
+        if account is None:
+            return self._answer(request, token, None, self._unauthorized(token))
+        # rack_attack throttles before the request reaches Mastodon's controller.
+        throttled = self._throttle_upload(account)
+        if throttled is not None:
+            return self._answer(request, token, None, throttled)
+        with self._lock:
+            fault = self._state.media_faults.popleft() if self._state.media_faults else None
+        if fault is not None:
+            return self._answer(request, token, None, self._fault_response(fault))
+
+        form = await request.form()
+        upload = form.get("file")
+        description = form.get("description")
+        if not isinstance(upload, UploadFile):
+            return self._answer(
+                request, token, None, _unprocessable("Validation failed: File can't be blank")
+            )
+        data = await upload.read()
+        await form.close()
+        picture = _picture(data)
+        if isinstance(picture, Response):
+            return self._answer(request, token, None, picture)
+        content_type, width, height = picture
+        if isinstance(description, str) and len(description) > MAX_ALT_TEXT:
+            return self._answer(
+                request,
+                token,
+                None,
+                _unprocessable(
+                    "Validation failed: Description is too long (maximum is "
+                    f"{MAX_ALT_TEXT} characters)"
+                ),
+            )
+        with self._lock:
+            media = FakeMedia(
+                id=str(next(self._ids)),
+                account_id=account.id,
+                content_type=content_type,
+                width=width,
+                height=height,
+                size_bytes=len(data),
+                description=description if isinstance(description, str) else None,
+                processed=not self._state.background,
+                pending_polls=self._state.background_polls if self._state.background else 0,
+            )
+            self._state.media[media.id] = media
+            body = self._media_json(media)
+        status_code = 200 if media.processed else 202
+        return self._answer(request, token, None, JSONResponse(body, status_code=status_code))
+
+    async def _show_media(self, request: Request) -> Response:
+        account, token = self._authenticate(request)
+        if account is None:
+            return self._answer(request, token, None, self._unauthorized(token))
+        with self._lock:
+            media = self._unattached(account, request.path_params["id"])
+            if media is None:
+                response: Response = JSONResponse({"error": "Record not found"}, status_code=404)
+            else:
+                if not media.processed:
+                    if media.pending_polls is None or media.pending_polls > 0:
+                        if media.pending_polls is not None:
+                            media.pending_polls -= 1
+                    else:
+                        media.processed = True
+                status_code = 200 if media.processed else 206
+                response = JSONResponse(self._media_json(media), status_code=status_code)
+        return self._answer(request, token, None, response)
+
+    def _throttle_upload(self, account: FakeAccount) -> Response | None:
+        """rack_attack's fixed windows: a count per account per period-aligned window."""
+        now = self._clock()
+        epoch = int(now.timestamp())
+        window = epoch // MEDIA_UPLOAD_PERIOD_SECONDS
+        with self._lock:
+            count = self._state.media_uploads.get((account.id, window), 0) + 1
+            self._state.media_uploads[(account.id, window)] = count
+        if count <= self.media_upload_limit:
+            return None
+        reset = now + timedelta(
+            seconds=MEDIA_UPLOAD_PERIOD_SECONDS - epoch % MEDIA_UPLOAD_PERIOD_SECONDS
+        )
+        return _too_many_requests(self.media_upload_limit, reset)
 
     async def _verify_credentials(self, request: Request) -> Response:
         account, token = self._authenticate(request)
@@ -418,15 +629,7 @@ class FakeMastodon:
     def _fault_response(self, fault: _Fault) -> Response:
         if fault.kind == "rate_limit":
             reset = self._clock() + timedelta(seconds=fault.seconds)
-            return JSONResponse(
-                {"error": "Too many requests"},
-                status_code=429,
-                headers={
-                    "X-RateLimit-Limit": str(fault.limit),
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": _iso8601(reset),
-                },
-            )
+            return _too_many_requests(fault.limit, reset)
         return JSONResponse({"error": fault.error}, status_code=fault.status_code)
 
     def _answer(
@@ -490,15 +693,38 @@ class FakeMastodon:
             "reblog": None,
             "application": {"name": "Herald", "website": None},
             "account": self._account_json(account),
-            "media_attachments": [
-                {"id": media_id, "type": "image", "url": None, "description": None}
-                for media_id in status.media_ids
-            ],
+            "media_attachments": self._attachments_json(status.media_ids),
             "mentions": [],
             "tags": [],
             "emojis": [],
             "card": None,
             "poll": None,
+        }
+
+    def _attachments_json(self, media_ids: tuple[str, ...]) -> list[dict[str, Any]]:
+        with self._lock:
+            return [self._media_json(self._state.media[m]) for m in media_ids]
+
+    def _media_json(self, media: FakeMedia) -> dict[str, Any]:
+        """A MediaAttachment entity; ``url`` is null while the file is processing."""
+        files = f"https://files.{self.domain}/media_attachments/files/{media.id}"
+        extension = media.content_type.removeprefix("image/")
+        size = {
+            "width": media.width,
+            "height": media.height,
+            "size": f"{media.width}x{media.height}",
+            "aspect": media.width / media.height,
+        }
+        return {
+            "id": media.id,
+            # (Mastodon makes an animated GIF a "gifv"; the tests' pictures are still.)
+            "type": "image",
+            "url": f"{files}/original/{media.id}.{extension}" if media.processed else None,
+            "preview_url": f"{files}/small/{media.id}.{extension}",
+            "remote_url": None,
+            "meta": {"original": size, "small": size},
+            "description": media.description,
+            "blurhash": None,
         }
 
 
@@ -533,8 +759,7 @@ class _DropConnectionSupport:
 
 
 async def _params(request: Request) -> dict[str, Any]:
-    """The request's JSON parameters. (Mastodon also takes form bodies; Herald sends JSON, and
-    form parsing would need python-multipart, which the workspace does not install.)"""
+    """The request's JSON parameters. (Mastodon also takes form bodies; Herald sends JSON.)"""
     try:
         body = await request.json()
     except ValueError:
@@ -554,6 +779,44 @@ def _unauthorized(token: str | None, *, revoked: bool) -> Response:
 
 def _unprocessable(error: str) -> Response:
     return JSONResponse({"error": error}, status_code=422)
+
+
+def _too_many_requests(limit: int, reset: datetime) -> Response:
+    """rack_attack.rb's throttled_responder."""
+    return JSONResponse(
+        {"error": "Too many requests"},
+        status_code=429,
+        headers={
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": _iso8601(reset),
+        },
+    )
+
+
+def _picture(data: bytes) -> tuple[str, int, int] | Response:
+    """The type and size of the picture in ``data``, or the 422 Mastodon answers for it
+    (MediaAttachment's content type and size validations, Attachmentable's pixel limits)."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns about huge pictures; only their header is read here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as picture:
+                content_type = Image.MIME.get(picture.format or "")
+                width, height = picture.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        content_type, width, height = None, 0, 0
+    if content_type not in PICTURE_TYPES:
+        return _unprocessable("Validation failed: File content type is invalid, File is invalid")
+    assert content_type is not None
+    if content_type == "image/gif" and width * height > MAX_GIF_PIXELS:
+        return _unprocessable(f"{width}x{height} GIF files are not supported")
+    if width * height > MAX_PICTURE_PIXELS:
+        return _unprocessable(f"{width}x{height} images are not supported")
+    if len(data) > MAX_PICTURE_BYTES:
+        # Paperclip's size validation; the wording is close to, not copied from, Mastodon's.
+        return _unprocessable("Validation failed: File file size must be less than 16 MB")
+    return content_type, width, height
 
 
 def _html(text: str) -> str:

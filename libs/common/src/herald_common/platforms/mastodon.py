@@ -9,10 +9,20 @@ stores it per account for one hour after it creates the status (PostStatusServic
 POST /api/v1/statuses: "Idempotency keys are stored for up to 1 hour"), and a request with a
 stored key returns the original status instead of creating another. That is why 5xx answers
 are safe to treat as Transient here: the retries (1, 5, 15 min) carry the same key.
+
+Pictures: each is uploaded with ``POST /api/v2/media`` (multipart ``file`` and ``description``,
+the alt text) before the status is created, and the status names them in ``media_ids``
+(docs.joinmastodon.org/methods/media). Since 4.0 images are processed at once and answer 200;
+larger formats, and every upload on older servers, answer 202 with ``url: null`` and are
+processed in the background, and ``GET /api/v1/media/:id`` answers 206 until they are done,
+then 200. A status naming one that is still processing gets 422 "Cannot attach files that have
+not finished processing. Try again in a moment!" (PostStatusService#validate_media!).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -24,11 +34,13 @@ from herald_common.http import TRANSPORT_ERRORS, request_never_sent
 from herald_common.platforms.base import (
     AccountCredentials,
     ContentProblem,
+    Media,
     Platform,
     PostContent,
     Published,
     PublishRequest,
     RateLimit,
+    media_problems,
 )
 from herald_common.platforms.errors import (
     AuthExpired,
@@ -40,6 +52,7 @@ from herald_common.platforms.errors import (
     Transient,
 )
 from herald_common.platforms.text import MASTODON_URL_LENGTH, mastodon_length
+from herald_common.settings import Settings
 
 # StatusLengthValidator::MAX_CHARS (mastodon/mastodon app/validators/status_length_validator.rb);
 # instances may raise it, and publish their own value at /api/v2/instance.
@@ -47,6 +60,30 @@ MAX_CHARACTERS = 500
 # Status::MEDIA_ATTACHMENTS_LIMIT (app/models/status.rb); the instance API publishes it as
 # configuration.statuses.max_media_attachments.
 MAX_MEDIA_ATTACHMENTS = 4
+# MediaAttachment::IMAGE_LIMIT (app/models/media_attachment.rb: 16 MB in 4.x, 10 MB in older
+# releases); an instance may change it with MAX_IMAGE_SIZE and publishes it as
+# configuration.media_attachments.image_size_limit (16777216 on mastodon.social).
+MAX_PICTURE_BYTES = 16 * 1024 * 1024
+# Attachmentable::MAX_MATRIX_LIMIT (app/models/concerns/attachmentable.rb), 7680 x 4320: a larger
+# picture gets 422 "WxH images are not supported" (configuration.media_attachments
+# .image_matrix_limit). GIFs have their own, smaller GIF_MATRIX_LIMIT, 1280 x 720.
+MAX_PICTURE_PIXELS = 33_177_600
+MAX_GIF_PIXELS = 921_600
+# MediaAttachment::MAX_DESCRIPTION_LENGTH (configuration.media_attachments.description_limit).
+MAX_ALT_TEXT = 1_500
+# Uploads never attached to a status are deleted once older than a day
+# (Vacuum::MediaAttachmentsVacuum::TTL = 1.day, run by Scheduler::VacuumScheduler). Half of
+# that leaves room for clock differences; a target's retries all fall well within it.
+MEDIA_REFERENCE_TTL = timedelta(hours=12)
+# How long to wait, between looks at GET /api/v1/media/:id, for a picture Mastodon is still
+# processing: about 11 s in all, short next to the publisher's job timeout. Mastodon publishes
+# no processing time, so this is a judgement; still not done, the attempt is Transient and the
+# retry attaches the same upload.
+MEDIA_POLL_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0)
+# config/locales/en.yml media_attachments.validations.not_ready. The API answers in the
+# instance's default locale (Api::BaseController skips set_locale), English unless the admin
+# set DEFAULT_LOCALE; elsewhere this 422 is read as Rejected.
+MEDIA_NOT_READY = "Cannot attach files that have not finished processing"
 # POST /api/v1/statuses "visibility" (docs.joinmastodon.org/methods/statuses).
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 # How long Mastodon remembers an Idempotency-Key (see the module docstring).
@@ -60,6 +97,8 @@ DEFAULT_RETRY_AFTER_SECONDS = 60.0
 MIN_RETRY_AFTER_SECONDS = 1.0
 
 STATUSES_PATH = "/api/v1/statuses"
+MEDIA_PATH = "/api/v2/media"
+MEDIA_ATTACHMENT_PATH = "/api/v1/media/{id}"
 
 
 class Mastodon(Platform):
@@ -72,7 +111,22 @@ class Mastodon(Platform):
         # per access token, i.e. per connected account (throttle_authenticated_api allows 1,500
         # per user across tokens); docs.joinmastodon.org/api/rate-limits.
         RateLimit("api", capacity=300, per_seconds=5 * 60, scope="account"),
+        # Uploads have their own limit, rack_attack.rb throttle_api_media: 30 POSTs to
+        # /api/v*/media per 30 minutes per user. It is not a bucket here, because every bucket
+        # is taken once per attempt, pictures or not; an upload over it answers 429 with
+        # X-RateLimit-Reset, which is raised as RateLimited and waits out the account.
     )
+    media_reference_ttl = MEDIA_REFERENCE_TTL
+
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        *,
+        media_poll_delays: Sequence[float] = MEDIA_POLL_DELAYS,
+    ) -> None:
+        super().__init__(settings, http)
+        self.media_poll_delays = tuple(media_poll_delays)
 
     def validate(self, content: PostContent) -> list[ContentProblem]:
         problems = []
@@ -103,14 +157,23 @@ class Mastodon(Platform):
             problems.append(
                 ContentProblem("thread", "Herald cannot publish Mastodon threads yet; post one.")
             )
-        if len(content.media) > MAX_MEDIA_ATTACHMENTS:
-            problems.append(
-                ContentProblem(
-                    "media_ids",
-                    f"Mastodon allows {MAX_MEDIA_ATTACHMENTS} attachments per post; this post "
-                    f"has {len(content.media)}.",
-                )
+        problems += media_problems(
+            "Mastodon",
+            content.media,
+            max_count=MAX_MEDIA_ATTACHMENTS,
+            max_bytes=MAX_PICTURE_BYTES,
+            max_alt_text=MAX_ALT_TEXT,
+            max_pixels=MAX_PICTURE_PIXELS,
+        )
+        problems += [
+            ContentProblem(
+                f"media_ids[{i}]",
+                f"Mastodon takes GIFs up to {MAX_GIF_PIXELS:,} pixels (1280 x 720); this one is "
+                f"{item.width} x {item.height}.",
             )
+            for i, item in enumerate(content.media)
+            if item.content_type == "image/gif" and item.width * item.height > MAX_GIF_PIXELS
+        ]
         return problems
 
     async def publish(self, request: PublishRequest) -> Published:
@@ -164,7 +227,7 @@ class Mastodon(Platform):
             "visibility": content.visibility or "public",
         }
         if content.media:
-            body["media_ids"] = list(content.media)
+            body["media_ids"] = await self._upload_media(request, token)
         if content.content_warning:
             body["spoiler_text"] = content.content_warning
         try:
@@ -177,22 +240,101 @@ class Mastodon(Platform):
                 },
             )
         except TRANSPORT_ERRORS as exc:
-            raise _transport_failure(exc) from exc
+            raise _transport_failure(exc, "the post") from exc
         return _published(response)
+
+    async def _upload_media(self, request: PublishRequest, token: str) -> list[str]:
+        """Mastodon's id for each picture of ``request``, uploaded (or reused) and processed.
+
+        Each new upload is remembered as soon as Mastodon answers, before waiting for its
+        processing, so a retry after the wait ran out reuses it instead of uploading again.
+        """
+        processing: list[str] = []
+
+        async def upload(item: Media, data: bytes) -> str:
+            media_id, processed = await self._upload(request.account, token, item, data)
+            if not processed:
+                processing.append(media_id)
+            return media_id
+
+        media_ids = await self.upload_all(request, upload)
+        await self._wait_until_processed(request.account, token, processing)
+        return media_ids
+
+    async def _upload(
+        self, account: AccountCredentials, token: str, item: Media, data: bytes
+    ) -> tuple[str, bool]:
+        """``POST /api/v2/media``: the new attachment's id and whether it is processed."""
+        extension = item.content_type.removeprefix("image/")
+        try:
+            response = await self.http.post(
+                self._api_base(account) + MEDIA_PATH,
+                files={"file": (f"{item.id}.{extension}", data, item.content_type)},
+                data={"description": item.alt_text} if item.alt_text else {},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except TRANSPORT_ERRORS as exc:
+            raise _transport_failure(exc, "the picture") from exc
+        _raise_for_error(response, "the picture")
+        try:
+            media_id = str(response.json()["id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            # Stored, perhaps, but under an id we cannot read: only a stray copy.
+            raise Transient(
+                f"Mastodon took the picture but its answer was unreadable: {exc!r}",
+                http_status=response.status_code,
+            ) from exc
+        return media_id, response.status_code != 202
+
+    async def _wait_until_processed(
+        self, account: AccountCredentials, token: str, media_ids: Sequence[str]
+    ) -> None:
+        """Ask ``GET /api/v1/media/:id`` after each of :attr:`media_poll_delays` until every one
+        of ``media_ids`` is processed; still processing after the last: Transient."""
+        pending = list(media_ids)
+        for delay in self.media_poll_delays:
+            if not pending:
+                return
+            await asyncio.sleep(delay)
+            done = await asyncio.gather(*(self._processed(account, token, m) for m in pending))
+            pending = [m for m, processed in zip(pending, done, strict=True) if not processed]
+        if pending:
+            raise Transient(
+                f"Mastodon was still processing {len(pending)} picture(s) after "
+                f"{sum(self.media_poll_delays):.0f} s; the retry attaches them"
+            )
+
+    async def _processed(self, account: AccountCredentials, token: str, media_id: str) -> bool:
+        try:
+            response = await self.http.get(
+                self._api_base(account) + MEDIA_ATTACHMENT_PATH.format(id=media_id),
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except TRANSPORT_ERRORS as exc:
+            # Only a look: nothing is created by it, whatever became of the request.
+            raise Transient(f"Mastodon could not be asked about a picture: {exc!r}") from exc
+        _raise_for_error(response, "the picture")
+        return response.status_code != 206
 
 
 def _published(response: httpx.Response) -> Published:
+    _raise_for_error(response, "the post")
+    try:
+        created = response.json()
+        return Published(remote_id=str(created["id"]), remote_url=created.get("url"))
+    except (ValueError, KeyError, TypeError) as exc:
+        # Accepted, but we cannot say which status: only find_published can.
+        raise OutcomeUnknown(
+            f"Mastodon accepted the post but its answer was unreadable: {exc!r}",
+            http_status=response.status_code,
+        ) from exc
+
+
+def _raise_for_error(response: httpx.Response, what: str) -> None:
+    """Raise the failure a non-2xx answer about ``what`` ("the post", "the picture") means."""
     status = response.status_code
     if 200 <= status < 300:
-        try:
-            created = response.json()
-            return Published(remote_id=str(created["id"]), remote_url=created.get("url"))
-        except (ValueError, KeyError, TypeError) as exc:
-            # Accepted, but we cannot say which status: only find_published can.
-            raise OutcomeUnknown(
-                f"Mastodon accepted the post but its answer was unreadable: {exc!r}",
-                http_status=status,
-            ) from exc
+        return
     message = _error_message(response)
     if status in (401, 403):
         raise AuthExpired(
@@ -206,14 +348,18 @@ def _published(response: httpx.Response) -> Published:
         )
     if status >= 500 or status == 408:
         raise Transient(f"Mastodon answered {status}: {message}", http_status=status)
-    # 422 (validation: length, media, ...) and any other 4xx/3xx: sending it again cannot help.
-    raise Rejected(f"Mastodon rejected the post: {message}", http_status=status)
+    if status == 422 and MEDIA_NOT_READY in message:
+        # A picture reused from an earlier attempt is still being processed: only a wait helps.
+        raise Transient(f"Mastodon: {message}", http_status=status)
+    # 422 (validation: length, file type, ...), 413 (a proxy's body limit) and any other
+    # 4xx/3xx: sending it again cannot help.
+    raise Rejected(f"Mastodon rejected {what}: {message}", http_status=status)
 
 
-def _transport_failure(exc: BaseException) -> PublishError:
+def _transport_failure(exc: BaseException, what: str) -> PublishError:
     if request_never_sent(exc):
         return Transient(f"Mastodon could not be reached: {exc!r}")
-    return OutcomeUnknown(f"Mastodon may have received the post, but no answer came: {exc!r}")
+    return OutcomeUnknown(f"Mastodon may have received {what}, but no answer came: {exc!r}")
 
 
 def _error_message(response: httpx.Response) -> str:
