@@ -502,7 +502,7 @@ def test_validate_holds_pictures_to_the_embed_lexicon(bluesky: Bluesky) -> None:
     tiff = replace(picture, content_type="image/tiff")
     problems = bluesky.validate(PostContent("hi", media=(picture, too_big, tiff)))
     assert [(p.field, p.message.split(";")[0]) for p in problems] == [
-        ("media_ids[1]", "Bluesky takes pictures up to 977 KB"),
+        ("media_ids[1]", "Bluesky takes pictures up to 1 MB"),
         ("media_ids[2]", "Bluesky takes JPEG, PNG, GIF, WEBP pictures"),
     ]
 

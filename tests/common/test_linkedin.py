@@ -460,6 +460,6 @@ def test_validate_checks_each_picture_against_the_images_api() -> None:
             "media_ids[2]",
             "LinkedIn takes pictures up to 36,152,319 pixels; this one is 6016 x 6016.",
         ),
-        ("media_ids[3]", "LinkedIn takes pictures up to 8.0 MB; this one is 9.0 MB."),
+        ("media_ids[3]", "LinkedIn takes pictures up to 8 MiB; this one is 9 MiB."),
         ("media_ids[4]", "LinkedIn allows 4086 characters of alt text; this picture has 4087."),
     ]

@@ -688,7 +688,7 @@ def test_validate_names_each_picture_over_mastodons_limits(mastodon: Mastodon) -
     problems = mastodon.validate(PostContent("pics", media=over))
     messages = {p.field: p.message for p in problems}
     assert len(problems) == len(messages) == 4
-    assert "up to 16.0 MB" in messages["media_ids[0]"]
+    assert "up to 16 MiB" in messages["media_ids[0]"]
     assert "1500 characters of alt text" in messages["media_ids[1]"]
     assert "GIFs up to 921,600 pixels" in messages["media_ids[2]"]
     assert "7681 x 4320" in messages["media_ids[3]"]

@@ -516,6 +516,6 @@ def test_validate_checks_each_picture_against_xs_rules(x: X) -> None:
 
     assert [(p.field, p.message) for p in problems] == [
         ("media_ids[1]", "X takes JPEG, PNG, WEBP pictures; this one is image/gif."),
-        ("media_ids[2]", "X takes pictures up to 5.0 MB; this one is 5.0 MB."),
+        ("media_ids[2]", "X takes pictures up to 5 MiB; this one is 5.2 MB."),
         ("media_ids[3]", "X allows 1000 characters of alt text; this picture has 1001."),
     ]

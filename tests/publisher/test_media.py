@@ -62,6 +62,12 @@ class Uploading(Platform):
         return None
 
 
+class Forgetful(Uploading):
+    """Keeps an unattached upload for an hour, like X or Mastodon keep theirs for a day."""
+
+    media_reference_ttl: ClassVar[timedelta | None] = timedelta(hours=1)
+
+
 async def add_media(
     sessions: async_sessionmaker[AsyncSession], workspace_id: uuid.UUID, data: bytes
 ) -> uuid.UUID:
@@ -143,8 +149,7 @@ async def test_an_upload_the_platform_has_forgotten_is_done_again(
 ) -> None:
     media_id = await add_media(sessions, tenant.workspace_id, image_bytes())
     target_id = await due_target_with(sessions, tenant, [media_id])
-    platform = Uploading(settings, failures=1)
-    platform.media_reference_ttl = timedelta(hours=1)
+    platform = Forgetful(settings, failures=1)
     deps = make_deps(platform)
     assert await publish_target(deps, target_id, 1) == "transient"
     async with sessions.begin() as session:
