@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.common import (
+    RESULTS,
     RedisServer,
     bench_settings,
     db_sessions,
@@ -30,6 +31,7 @@ from bench.common import (
     stop,
     wait_http,
 )
+from bench.publishing import start_profiler, summarize_profile
 
 POST_LUA = """
 wrk.method = "POST"
@@ -41,12 +43,18 @@ GET_LUA = """
 wrk.headers["Authorization"] = "Bearer %s"
 """
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+PROFILE = RESULTS / "api-post.pyspy.txt"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (2 cores here)")
     parser.add_argument("--duration", type=int, default=15, help="seconds per run")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the API during the POST run; top frames in the JSON result",
+    )
 
 
 def _ms(value: str) -> float:
@@ -110,10 +118,16 @@ async def _seed(database_url: str, redis_url: str) -> tuple[str, str]:
     return seeded.api_key, str(account_id)
 
 
-def _measure(base: str, key: str, account_id: str, args: argparse.Namespace) -> dict[str, Any]:
-    results = {}
+def _measure(
+    base: str, key: str, account_id: str, args: argparse.Namespace, profile_pid: int | None = None
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
     note(f"wrk POST {base}/v1/posts")
+    profiler = None if profile_pid is None else start_profiler(profile_pid, args.duration, PROFILE)
     results["post"] = wrk(base + "/v1/posts", POST_LUA % (_bodies(account_id), key), args)
+    if profiler is not None:
+        profiler.wait()
+        results["post_profile"] = summarize_profile(args.duration, path=PROFILE)
     note(f"wrk GET {base}/v1/posts")
     results["get"] = wrk(base + "/v1/posts", GET_LUA % key, args)
     return results
@@ -128,7 +142,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         base = f"http://127.0.0.1:{port}"
         try:
             asyncio.run(wait_http(base + "/healthz"))
-            herald = _measure(base, key, account_id, args)
+            herald = _measure(base, key, account_id, args, api.pid if args.profile else None)
         finally:
             stop([api])
     bare_port = free_port()

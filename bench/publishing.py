@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -156,8 +157,10 @@ PROFILE = RESULTS / "spike-publisher.pyspy.txt"
 PROFILE_RATE = 100
 
 
-def start_profiler(pid: int, seconds: float) -> subprocess.Popen[bytes] | None:
-    """py-spy (a dev dependency) on the first publisher for ``seconds``, from the due time."""
+def start_profiler(
+    pid: int, seconds: float, path: Path = PROFILE
+) -> subprocess.Popen[bytes] | None:
+    """py-spy (a dev dependency) on process ``pid`` for ``seconds``, raw stacks to ``path``."""
     binary = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(binary):
         note("py-spy not installed; no profile")
@@ -165,19 +168,19 @@ def start_profiler(pid: int, seconds: float) -> subprocess.Popen[bytes] | None:
     RESULTS.mkdir(exist_ok=True)
     return subprocess.Popen(
         [binary, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", str(PROFILE_RATE),
-         "-f", "raw", "-o", str(PROFILE), "--nonblocking"],
+         "-f", "raw", "-o", str(path), "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
 
-def summarize_profile(seconds: float, top: int = 25) -> dict[str, Any]:
-    """Busy fraction of the publisher's thread and the frames it spent most time in."""
-    if not PROFILE.exists():
+def summarize_profile(seconds: float, top: int = 25, path: Path = PROFILE) -> dict[str, Any]:
+    """Busy fraction of the profiled thread and the frames it spent most time in."""
+    if not path.exists():
         return {}
     inclusive: Counter[str] = Counter()
     leaf: Counter[str] = Counter()
     samples = 0
-    for line in PROFILE.read_text().splitlines():
+    for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
         samples += int(count)
