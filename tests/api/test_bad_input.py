@@ -173,9 +173,19 @@ async def test_openapi_has_named_schemas_and_stable_operation_ids(
         "publish_post_now",
         "create_account",
         "list_accounts",
+        "upload_media",
+        "get_media",
+        "delete_media",
         "healthz",
         "readyz",
     } <= operation_ids
     create = spec["paths"]["/v1/posts"]["post"]
     assert {"401", "422"} <= set(create["responses"])
-    assert "Problem" in spec["components"]["schemas"]
+    schemas = spec["components"]["schemas"]
+    assert "Problem" in schemas
+    # Every schema has a name chosen for SDKs, none of FastAPI's generated "Body_..." ones.
+    assert not [name for name in schemas if name.startswith("Body_")]
+    upload = spec["paths"]["/v1/media"]["post"]
+    assert {"413", "415"} <= set(upload["responses"])
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form == {"$ref": "#/components/schemas/MediaUpload"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, Form, Query, Response, status
 
 from herald_api.deps import ResourcesDep, SessionDep, WorkspaceDep
 from herald_api.media import service
-from herald_api.media.schemas import MAX_ALT_TEXT_LENGTH, MediaOut, MediaPage
+from herald_api.media.schemas import MediaOut, MediaPage, MediaUpload
 from herald_api.pagination import decode_cursor, encode_cursor
 from herald_api.problems import CONFLICT, NOT_FOUND, ProblemError, problem_doc
 from herald_common.db.models import Media
@@ -33,25 +33,17 @@ async def upload_media(
     workspace_id: WorkspaceDep,
     resources: ResourcesDep,
     response: Response,
-    file: Annotated[UploadFile, File(description="The picture: JPEG, PNG, GIF or WebP.")],
-    alt_text: Annotated[
-        str | None,
-        Form(
-            min_length=1,
-            max_length=MAX_ALT_TEXT_LENGTH,
-            description="What the picture shows, for people who cannot see it.",
-        ),
-    ] = None,
+    upload: Annotated[MediaUpload, Form()],
 ) -> MediaOut:
     """Store a picture to attach to posts (multipart/form-data). Its type is read from the
     bytes; each platform's own limits are checked when a post names it."""
     limit = resources.settings.media_max_bytes
-    data = await file.read(limit + 1)
+    data = await upload.file.read(limit + 1)
     if len(data) > limit:
         raise ProblemError(
             413, "body-too-large", f"Pictures are stored up to {limit} bytes; this one is larger."
         )
-    media = await service.store(session, workspace_id, data, alt_text)
+    media = await service.store(session, workspace_id, data, upload.alt_text)
     response.headers["Location"] = f"/v1/media/{media.id}"
     return _out(media)
 

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import BaseModel, Field
+from fastapi import UploadFile
+from pydantic import BaseModel, ConfigDict, Field
 
 from herald_api.posts.schemas import UtcDatetime
 
 # Mastodon's limit, the longest of the platforms'; each platform checks its own.
 MAX_ALT_TEXT_LENGTH = 1_500
+
+
+class MediaUpload(BaseModel):
+    """A picture to store: multipart/form-data with a ``file`` part."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: UploadFile = Field(description="The picture: JPEG, PNG, GIF or WebP.")
+    alt_text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ALT_TEXT_LENGTH,
+        description="What the picture shows, for people who cannot see it.",
+    )
 
 
 class MediaOut(BaseModel):
