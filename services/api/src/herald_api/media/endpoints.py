@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Response, status
+from fastapi import APIRouter, File, Query, Response, status
 
 from herald_api.deps import ResourcesDep, SessionDep, WorkspaceDep
 from herald_api.media import service
@@ -33,7 +33,7 @@ async def upload_media(
     workspace_id: WorkspaceDep,
     resources: ResourcesDep,
     response: Response,
-    upload: Annotated[MediaUpload, Form()],
+    upload: Annotated[MediaUpload, File()],
 ) -> MediaOut:
     """Store a picture to attach to posts (multipart/form-data). Its type is read from the
     bytes; each platform's own limits are checked when a post names it."""
