@@ -3,12 +3,15 @@ the post is created and reused by retries; a missing picture fails the target.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,10 +27,13 @@ from herald_common.platforms.base import (
 from herald_common.platforms.base import Media as MediaInfo
 from herald_common.platforms.errors import Transient
 from herald_common.settings import Settings
-from herald_publisher.publish import PublisherDeps, publish_target
+from herald_publisher.media import ByteBudget
+from herald_publisher.publish import PublisherDeps, publish_target, publish_targets
 from tests.conftest import Tenant, make_tenant
 from tests.factories import insert_due_targets
 from tests.fakes.media import image_bytes
+
+MIB = 1024 * 1024
 
 
 class Uploading(Platform):
@@ -69,13 +75,16 @@ class Forgetful(Uploading):
 
 
 async def add_media(
-    sessions: async_sessionmaker[AsyncSession], workspace_id: uuid.UUID, data: bytes
+    sessions: async_sessionmaker[AsyncSession],
+    workspace_id: uuid.UUID,
+    data: bytes,
+    size_bytes: int | None = None,
 ) -> uuid.UUID:
     async with sessions.begin() as session:
         media = Media(
             workspace_id=workspace_id,
             content_type="image/png",
-            size_bytes=len(data),
+            size_bytes=len(data) if size_bytes is None else size_bytes,
             width=8,
             height=6,
             sha256="0" * 64,
@@ -183,3 +192,66 @@ async def test_a_picture_that_is_gone_fails_the_target_without_posting(
     assert "deleted" in (row.error or "")
     assert platform.uploads == []
     assert platform.posted == []
+
+
+class Overlapping(Uploading):
+    """Counts how many posts with pictures are in flight at once."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.in_flight = 0
+        self.most = 0
+
+    async def publish(self, request: PublishRequest) -> Published:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.05)
+            return await super().publish(request)
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.mark.parametrize(("budget", "together"), [(None, 2), (ByteBudget(15 * MIB), 1)])
+async def test_the_media_budget_bounds_pictures_held_at_once(
+    tenant: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    make_deps: Callable[[Platform], PublisherDeps],
+    budget: ByteBudget | None,
+    together: int,
+) -> None:
+    # Two targets of one job, each with a 10 MiB picture: a 15 MiB budget takes one at a time.
+    targets = []
+    for _ in range(2):
+        media_id = await add_media(sessions, tenant.workspace_id, image_bytes(), 10 * MIB)
+        targets.append(await due_target_with(sessions, tenant, [media_id]))
+    platform = Overlapping(settings)
+    deps = replace(make_deps(platform), media_budget=budget)
+
+    outcomes = await publish_targets(deps, [(t, 1) for t in targets])
+
+    assert set(outcomes.values()) == {"published"}
+    assert platform.most == together
+    assert budget is None or budget.held == 0
+
+
+async def test_a_picture_larger_than_the_budget_still_goes_alone() -> None:
+    budget = ByteBudget(MIB)
+    entered, done = asyncio.Event(), asyncio.Event()
+
+    async def small() -> None:
+        async with budget.hold(1):
+            entered.set()
+            await done.wait()
+
+    async with budget.hold(5 * MIB):
+        assert budget.held == MIB  # the whole budget, no more
+        waiting = asyncio.create_task(small())
+        await asyncio.sleep(0.01)
+        assert not entered.is_set()
+    await asyncio.wait_for(entered.wait(), 1)
+    assert budget.held == 1
+    done.set()
+    await waiting
+    assert budget.held == 0

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # published (concurrently) and recorded together: a job costs arq ~20 Redis commands and a
     # claim or record costs a round of statements, whatever their size (docs/decisions.md).
     publisher_job_size: int = Field(default=20, ge=1, le=1000)
+    # Bytes of pictures one publisher process holds at once: attempts whose pictures would
+    # exceed it wait for others to finish (one larger than the budget runs alone).
+    publisher_media_budget_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     # Jobs one worker runs at once: up to max_jobs x job_size requests in flight per queue.
     publisher_max_jobs: int = 10
     publisher_job_timeout_seconds: float = 60.0

@@ -4,8 +4,10 @@ each upload at once, in its own transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +23,30 @@ from herald_common.db.repositories.media import (
 )
 from herald_common.platforms.base import Media, Platform
 from herald_common.platforms.errors import Rejected
+
+
+class ByteBudget:
+    """At most ``limit`` bytes of pictures in memory at once across a process's attempts: a
+    spike of posts with pictures waits for room instead of reading them all together. A
+    request larger than the whole budget waits until nothing else holds any, then runs."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._changed = asyncio.Condition()
+
+    @asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        size = min(size, self.limit)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.held + size <= self.limit)
+            self.held += size
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.held -= size
+                self._changed.notify_all()
 
 
 @dataclass(frozen=True, slots=True)

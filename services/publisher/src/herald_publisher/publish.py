@@ -57,7 +57,13 @@ from herald_common.queue import (
 from herald_common.ratelimit import TokenBucket, acquire, acquire_many, buckets_for, drain_for
 from herald_common.settings import Settings
 from herald_common.statuses import AccountStatus, TargetStatus
-from herald_publisher.media import NO_MEDIA, StoredMedia, TargetMedia, media_of_job
+from herald_publisher.media import (
+    NO_MEDIA,
+    ByteBudget,
+    StoredMedia,
+    TargetMedia,
+    media_of_job,
+)
 
 log = get_logger(__name__)
 
@@ -70,6 +76,8 @@ class PublisherDeps:
     platforms: dict[str, Platform]
     tokens: TokenRefresher
     worker: str
+    # Bounds the pictures held in memory by this process's attempts.
+    media_budget: ByteBudget | None = None
 
 
 def idempotency_key(target_id: uuid.UUID) -> str:
@@ -154,7 +162,12 @@ async def _attempt_timed(
     leaves the target claimed rather than guess at its outcome: the lease runs out and a
     reclaim job asks the platform what happened, while the job's other targets are recorded."""
     try:
-        outcome = await _attempt(deps, target, started, buckets, wait, media)
+        size = sum(item.size_bytes for item in media.media)
+        if size and deps.media_budget is not None:
+            async with deps.media_budget.hold(size):
+                outcome = await _attempt(deps, target, started, buckets, wait, media)
+        else:
+            outcome = await _attempt(deps, target, started, buckets, wait, media)
     except Exception:
         log.exception("publish attempt crashed", target_id=str(target.id))
         return None

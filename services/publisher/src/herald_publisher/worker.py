@@ -30,6 +30,7 @@ from herald_common.platforms.registry import PLATFORM_NAMES, build_platforms
 from herald_common.probe_server import start_probe_server
 from herald_common.queue import PUBLISH_TARGETS, deserialize, queue_name, serialize
 from herald_common.settings import Settings, get_settings
+from herald_publisher.media import ByteBudget
 from herald_publisher.observability import job_log_context, publisher_probes
 from herald_publisher.publish import PublisherDeps, publish_targets
 
@@ -58,6 +59,7 @@ async def open_deps(settings: Settings, redis: ArqRedis) -> AsyncIterator[Publis
             platforms=build_platforms(settings, http, sessions),
             tokens=TokenRefresher(settings, sessions, redis, http),
             worker=f"{socket.gethostname()}:{os.getpid()}",
+            media_budget=ByteBudget(settings.publisher_media_budget_bytes),
         )
     finally:
         await http.aclose()
