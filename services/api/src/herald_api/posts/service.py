@@ -23,9 +23,10 @@ from herald_api.posts.schemas import PostCreate, PostUpdate, PostValidate, Targe
 from herald_api.posts.timing import TimingError, resolve_scheduled_at
 from herald_api.problems import FieldProblem, ProblemError
 from herald_common import clock
-from herald_common.db.models import Post, PostTarget, SocialAccount
-from herald_common.db.repositories.accounts import get_accounts
+from herald_common.db.models import Post, PostTarget
+from herald_common.db.repositories.accounts import AccountBrief, account_briefs
 from herald_common.db.repositories.targets import notify_scheduler
+from herald_common.ids import new_id
 from herald_common.platforms.base import Media, Platform, PostContent
 from herald_common.settings import Settings
 from herald_common.statuses import (
@@ -110,6 +111,8 @@ async def create_post(
     if not data.draft:
         _check_publishable(ctx, data.content, media, data.targets, accounts)
     post = Post(
+        # Made here rather than at flush, so the post and its targets go in one flush.
+        id=new_id(),
         workspace_id=ctx.workspace_id,
         content=data.content,
         media_ids=list(data.media_ids),
@@ -120,8 +123,6 @@ async def create_post(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )
-    ctx.session.add(post)
-    await ctx.session.flush()
     targets = [
         PostTarget(
             workspace_id=ctx.workspace_id,
@@ -138,6 +139,7 @@ async def create_post(
         )
         for t in data.targets
     ]
+    ctx.session.add(post)
     ctx.session.add_all(targets)
     await _notify_if_due(ctx, post)
     try:
@@ -351,7 +353,7 @@ def _resolve_time(scheduled_at: datetime | None, timezone: str | None) -> dateti
 
 async def _resolve_accounts(
     ctx: PostContext, targets: Sequence[TargetIn]
-) -> dict[uuid.UUID, SocialAccount]:
+) -> dict[uuid.UUID, AccountBrief]:
     accounts, problems = await _account_problems(ctx, targets)
     if problems:
         raise _invalid(problems)
@@ -360,8 +362,8 @@ async def _resolve_accounts(
 
 async def _account_problems(
     ctx: PostContext, targets: Sequence[TargetIn]
-) -> tuple[dict[uuid.UUID, SocialAccount], list[FieldProblem]]:
-    accounts = await get_accounts(ctx.session, ctx.workspace_id, [t.account_id for t in targets])
+) -> tuple[dict[uuid.UUID, AccountBrief], list[FieldProblem]]:
+    accounts = await account_briefs(ctx.session, ctx.workspace_id, [t.account_id for t in targets])
     problems = []
     for i, target in enumerate(targets):
         account = accounts.get(target.account_id)
@@ -394,7 +396,7 @@ def _check_publishable(
     content: str,
     media: Sequence[Media],
     targets: Sequence[TargetIn],
-    accounts: dict[uuid.UUID, SocialAccount],
+    accounts: dict[uuid.UUID, AccountBrief],
 ) -> None:
     """Run each target's platform rules on the text and pictures it will publish."""
     problems = _content_problems(ctx, content, media, targets, accounts)
@@ -407,7 +409,7 @@ def _content_problems(
     content: str,
     media: Sequence[Media],
     targets: Sequence[TargetIn],
-    accounts: dict[uuid.UUID, SocialAccount],
+    accounts: dict[uuid.UUID, AccountBrief],
 ) -> list[FieldProblem]:
     """Problems with the post's own fields (``content``, ``media_ids[i]``) keep their path,
     their message naming the platform; the others are the target's (``targets[i]...``)."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald_common.db.models import SocialAccount
@@ -35,6 +37,34 @@ async def get_account(
         )
     )
     return result.scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBrief:
+    """What scheduling a post needs of an account: where it publishes and whether it can."""
+
+    id: uuid.UUID
+    platform: str
+    status: str
+
+
+# Built once: every post created or checked runs it (bench/README.md, API).
+_BRIEFS = select(SocialAccount.id, SocialAccount.platform, SocialAccount.status).where(
+    SocialAccount.workspace_id == bindparam("workspace_id"),
+    SocialAccount.id == bindparam("account_ids", type_=ARRAY(SocialAccount.id.type)).any_(),
+)
+
+
+async def account_briefs(
+    session: AsyncSession, workspace_id: uuid.UUID, account_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, AccountBrief]:
+    """The workspace's accounts among ``account_ids``, columns only; others are absent."""
+    if not account_ids:
+        return {}
+    rows = await session.execute(
+        _BRIEFS, {"workspace_id": workspace_id, "account_ids": list(account_ids)}
+    )
+    return {row.id: AccountBrief(row.id, row.platform, row.status) for row in rows}
 
 
 async def get_accounts(
