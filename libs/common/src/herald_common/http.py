@@ -8,6 +8,7 @@ aiohttp transport (DESIGN.md, "HTTP out"). ``transport`` stays injectable for te
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -48,11 +49,61 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing. One client serves every account of every platform, so
+    a cookie one account's response set must never ride on another's request; and no adapter
+    uses cookies. Skipping the jar also saves httpx building a urllib request per response."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+class HeraldClient(httpx.AsyncClient):
+    """httpx's client without a cookie jar (see _NoCookies)."""
+
+    _no_cookies = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        if cookies:
+            raise ValueError("Herald's HTTP client keeps no cookies")
+
+
+def _aiohttp_session(settings: Settings) -> Callable[[], aiohttp.ClientSession]:
+    """The aiohttp session under the transport, made on first use (inside the event loop):
+    its pool takes HERALD_HTTP_MAX_CONNECTIONS (the transport's own default is 100, and the
+    limits given to httpx never reach it), and like the httpx side it keeps no cookies."""
+    ssl_context = httpx.create_ssl_context()
+
+    def make() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=settings.http_max_connections,
+                keepalive_timeout=KEEPALIVE_SECONDS,
+                ssl=ssl_context,
+            ),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    return make
+
+
+# httpx's default keep-alive expiry, kept for the aiohttp pool.
+KEEPALIVE_SECONDS = 5.0
+
+
 def create_http_client(
     settings: Settings, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=transport or AiohttpTransport(),
+    return HeraldClient(
+        transport=transport or AiohttpTransport(client=_aiohttp_session(settings)),
         timeout=httpx.Timeout(settings.http_timeout_seconds),
         limits=httpx.Limits(max_connections=settings.http_max_connections),
         headers={"User-Agent": USER_AGENT},
