@@ -5,8 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from herald_api.problems import FieldProblem, ProblemError
+
+T = TypeVar("T")
 
 
 def decode_cursor(cursor: str | None) -> uuid.UUID | None:
@@ -25,3 +29,13 @@ def decode_cursor(cursor: str | None) -> uuid.UUID | None:
 
 def encode_cursor(item_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(item_id.bytes).decode().rstrip("=")
+
+
+def page(
+    fetched: Sequence[T], limit: int, id_of: Callable[[T], uuid.UUID]
+) -> tuple[Sequence[T], str | None]:
+    """The page of ``fetched`` (read with ``limit + 1``, newest first) and the cursor to the
+    next page, None on the last one."""
+    items = fetched[:limit]
+    more = len(fetched) > limit
+    return items, encode_cursor(id_of(items[-1])) if more else None

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Query, Response, status
 from herald_api.deps import ResourcesDep, SessionDep, WorkspaceDep
 from herald_api.media import service
 from herald_api.media.schemas import MediaOut, MediaPage, MediaUpload
-from herald_api.pagination import decode_cursor, encode_cursor
+from herald_api.pagination import decode_cursor, page
 from herald_api.problems import CONFLICT, NOT_FOUND, ProblemError, problem_doc
 from herald_common.db.models import Media
 
@@ -56,13 +56,9 @@ async def list_media(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> MediaPage:
     """The workspace's pictures, newest first, a page at a time."""
-    items = await service.list_media(session, workspace_id, decode_cursor(cursor), limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return MediaPage(
-        items=[_out(m) for m in items],
-        next_cursor=encode_cursor(items[-1].id) if more else None,
-    )
+    fetched = await service.list_media(session, workspace_id, decode_cursor(cursor), limit + 1)
+    items, next_cursor = page(fetched, limit, lambda media: media.id)
+    return MediaPage(items=[_out(m) for m in items], next_cursor=next_cursor)
 
 
 @router.get("/{media_id:uuid}", response_model=MediaOut, responses=NOT_FOUND)

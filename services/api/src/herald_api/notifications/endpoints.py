@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 
 from herald_api.deps import SessionDep, WorkspaceDep
-from herald_api.pagination import decode_cursor, encode_cursor
+from herald_api.pagination import decode_cursor, page
 from herald_api.posts.schemas import UtcDatetime
 from herald_api.problems import NOT_FOUND, ProblemError
 from herald_common import clock
@@ -57,12 +57,8 @@ async def list_notifications(
     if after is not None:
         query = query.where(Notification.id < after)
     rows = list(await session.scalars(query.order_by(Notification.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return NotificationPage(
-        items=[_out(n) for n in rows],
-        next_cursor=encode_cursor(rows[-1].id) if more else None,
-    )
+    items, next_cursor = page(rows, limit, lambda notification: notification.id)
+    return NotificationPage(items=[_out(n) for n in items], next_cursor=next_cursor)
 
 
 @router.post("/{notification_id}/read", response_model=NotificationOut, responses=NOT_FOUND)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from herald_api.deps import PlatformsDep, ResourcesDep, SessionDep, WorkspaceDep
-from herald_api.pagination import decode_cursor, encode_cursor
+from herald_api.pagination import decode_cursor, page
 from herald_api.posts import service
 from herald_api.posts.repository import PostWithTargets
 from herald_api.posts.schemas import (
@@ -138,7 +138,7 @@ async def list_posts(
                 "Times in filters need an offset.",
                 [FieldProblem(field=name, message="Give an offset, e.g. 2026-12-01T00:00:00Z.")],
             )
-    items = await service.list_posts(
+    fetched = await service.list_posts(
         ctx,
         statuses=post_status or [],
         scheduled_from=scheduled_from,
@@ -146,12 +146,8 @@ async def list_posts(
         after_id=decode_cursor(cursor),
         limit=limit + 1,
     )
-    more = len(items) > limit
-    items = items[:limit]
-    return PostPage(
-        items=[to_out(i) for i in items],
-        next_cursor=encode_cursor(items[-1].post.id) if more else None,
-    )
+    items, next_cursor = page(fetched, limit, lambda item: item.post.id)
+    return PostPage(items=[to_out(i) for i in items], next_cursor=next_cursor)
 
 
 @router.get("/{post_id:uuid}", response_model=PostOut, responses=NOT_FOUND)
