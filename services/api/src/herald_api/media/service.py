@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald_api.problems import FieldProblem, ProblemError
 from herald_common.db.models import Media, Post
+from herald_common.db.repositories.media import media_by_id
 from herald_common.platforms.base import MEDIA_TYPES
 from herald_common.platforms.base import Media as MediaInfo
 from herald_common.statuses import PostStatus
@@ -173,29 +174,8 @@ async def resolve(
 ) -> tuple[list[MediaInfo], list[FieldProblem]]:
     """The pictures a post names, in its order, and a problem for each that is not one of the
     workspace's (for ``media_ids[i]``)."""
-    if not media_ids:
-        return [], []
-    rows = await session.execute(
-        select(
-            Media.id,
-            Media.content_type,
-            Media.size_bytes,
-            Media.width,
-            Media.height,
-            Media.alt_text,
-        ).where(Media.workspace_id == workspace_id, Media.id.in_(set(media_ids)))
-    )
-    found = {
-        row.id: MediaInfo(
-            id=row.id,
-            content_type=row.content_type,
-            size_bytes=row.size_bytes,
-            width=row.width,
-            height=row.height,
-            alt_text=row.alt_text,
-        )
-        for row in rows
-    }
+    stored = await media_by_id(session, [workspace_id], media_ids)
+    found = {media_id: media for (_, media_id), media in stored.items()}
     problems = [
         FieldProblem(
             field=f"media_ids[{i}]",
