@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from math import ceil
@@ -163,10 +164,9 @@ async def _attempt_timed(
     reclaim job asks the platform what happened, while the job's other targets are recorded."""
     try:
         size = sum(item.size_bytes for item in media.media)
-        if size and deps.media_budget is not None:
-            async with deps.media_budget.hold(size):
-                outcome = await _attempt(deps, target, started, buckets, wait, media)
-        else:
+        budget = deps.media_budget
+        room = budget.hold(size) if size and budget is not None else nullcontext()
+        async with room:
             outcome = await _attempt(deps, target, started, buckets, wait, media)
     except Exception:
         log.exception("publish attempt crashed", target_id=str(target.id))
