@@ -65,17 +65,3 @@ async def account_briefs(
         _BRIEFS, {"workspace_id": workspace_id, "account_ids": list(account_ids)}
     )
     return {row.id: AccountBrief(row.id, row.platform, row.status) for row in rows}
-
-
-async def get_accounts(
-    session: AsyncSession, workspace_id: uuid.UUID, account_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, SocialAccount]:
-    """The workspace's accounts among ``account_ids``; ids of other workspaces are simply absent."""
-    if not account_ids:
-        return {}
-    result = await session.execute(
-        select(SocialAccount).where(
-            SocialAccount.workspace_id == workspace_id, SocialAccount.id.in_(account_ids)
-        )
-    )
-    return {account.id: account for account in result.scalars()}
