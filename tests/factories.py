@@ -73,6 +73,16 @@ async def insert_due_targets(
     return target_ids
 
 
+async def load_target(
+    sessions: async_sessionmaker[AsyncSession], target_id: uuid.UUID
+) -> PostTarget:
+    """A target as it is in the database now."""
+    async with sessions() as session:
+        target = await session.get(PostTarget, target_id)
+        assert target is not None
+        return target
+
+
 async def queued_targets(redis: Redis, platform: str = "sandbox") -> list[str]:
     """Every target id carried by the jobs in ``platform``'s queue, once per job carrying it."""
     carried = []

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from herald_common import clock
 from herald_common.accounts.refresh import TokenRefresher
 from herald_common.crypto import TokenCipher
-from herald_common.db.models import Notification, Post, PostTarget, SocialAccount
+from herald_common.db.models import Notification, Post, SocialAccount
 from herald_common.db.repositories.targets import resume_held_targets
 from herald_common.http import create_http_client
 from herald_common.platforms.registry import build_platforms
@@ -26,6 +26,7 @@ from herald_common.settings import Settings
 from herald_publisher.publish import PublisherDeps, publish_targets
 from herald_scheduler.enqueue import enqueue_due
 from tests.conftest import Tenant
+from tests.factories import load_target
 from tests.fakes.mastodon import FakeMastodon
 
 TOKEN = "alice-token"
@@ -106,13 +107,6 @@ async def run_queued_jobs(deps: PublisherDeps, redis: Redis) -> list[str]:
     return results
 
 
-async def load(sessions: async_sessionmaker[AsyncSession], target_id: uuid.UUID) -> PostTarget:
-    async with sessions() as session:
-        target = await session.get(PostTarget, target_id)
-        assert target is not None
-        return target
-
-
 async def notifications(sessions: async_sessionmaker[AsyncSession]) -> list[Notification]:
     async with sessions() as session:
         return list(await session.scalars(select(Notification).order_by(Notification.id)))
@@ -133,14 +127,14 @@ async def test_transient_503_then_success_is_published_once_after_the_one_minute
     fake.fail_next(1, status_code=503)
 
     assert await run_queued_jobs(deps, redis) == ["transient"]
-    assert (await load(sessions, target_id)).status == "retrying"
+    assert (await load_target(sessions, target_id)).status == "retrying"
     assert fake.statuses == []
     clock.advance(timedelta(seconds=59))
     assert await run_queued_jobs(deps, redis) == []  # not before the minute is up
     clock.advance(timedelta(seconds=2))
     assert await run_queued_jobs(deps, redis) == ["published"]
 
-    target = await load(sessions, target_id)
+    target = await load_target(sessions, target_id)
     assert (target.status, target.attempts) == ("published", 2)
     assert [s.idempotency_key for s in fake.statuses] == [f"herald-{target_id}"]
     assert await notifications(sessions) == []
@@ -163,7 +157,7 @@ async def test_retries_run_out_into_failed_with_a_notification(
         clock.advance(timedelta(minutes=minutes))
         outcomes += await run_queued_jobs(deps, redis)
     assert outcomes == ["transient"] * 4
-    target = await load(sessions, target_id)
+    target = await load_target(sessions, target_id)
     assert target.status == "failed"
     [note] = await notifications(sessions)
     assert (note.kind, note.target_id, note.post_id) == ("publish_failed", target_id, post_id)
@@ -200,7 +194,7 @@ async def test_rejected_content_fails_at_once_with_the_platforms_reason(
     clock.advance(timedelta(seconds=31))
     fake.fail_next(1, status_code=422, error="Validation failed: Text has a forbidden word")
     assert await run_queued_jobs(deps, redis) == ["rejected"]
-    target = await load(sessions, target_id)
+    target = await load_target(sessions, target_id)
     assert target.status == "failed"
     assert "Validation failed: Text has a forbidden word" in (target.error or "")
     assert [n.kind for n in await notifications(sessions)] == ["publish_failed"]
@@ -222,7 +216,7 @@ async def test_expired_login_holds_posts_until_reconnected(
     fake.revoke_token(TOKEN)
     assert sorted(await run_queued_jobs(deps, redis)) == ["auth_expired", "auth_expired"]
     for target_id in (first, second):
-        target = await load(sessions, target_id)
+        target = await load_target(sessions, target_id)
         assert (target.status, target.scheduled_at, target.error_kind) == (
             "pending",
             None,
@@ -270,7 +264,7 @@ async def test_unknown_outcome_that_cannot_be_checked_becomes_unknown_with_a_not
     fake.drop_next(1)
     fake.fail_next(1, status_code=503)
     assert await run_queued_jobs(deps, redis) == ["outcome_unknown"]
-    target = await load(sessions, target_id)
+    target = await load_target(sessions, target_id)
     assert target.status == "unknown"
     assert "cannot tell" in (target.error or "")
     assert len(fake.statuses) == 1  # the one that landed; never a blind second

@@ -30,7 +30,7 @@ from herald_common.settings import Settings
 from herald_publisher.media import ByteBudget
 from herald_publisher.publish import PublisherDeps, publish_target, publish_targets
 from tests.conftest import Tenant, make_tenant
-from tests.factories import insert_due_targets
+from tests.factories import insert_due_targets, load_target
 from tests.fakes.media import image_bytes
 
 MIB = 1024 * 1024
@@ -107,13 +107,6 @@ async def due_target_with(
     return target_id
 
 
-async def target(sessions: async_sessionmaker[AsyncSession], target_id: uuid.UUID) -> PostTarget:
-    async with sessions() as session:
-        row = await session.get(PostTarget, target_id)
-        assert row is not None
-        return row
-
-
 async def uploads(
     sessions: async_sessionmaker[AsyncSession], target_id: uuid.UUID
 ) -> dict[uuid.UUID, MediaUpload]:
@@ -142,12 +135,12 @@ async def test_pictures_are_uploaded_once_and_reused_by_the_retry(
     assert sorted(platform.uploads) == sorted(zip(media_ids, [second, first], strict=True))
     kept = await uploads(sessions, target_id)
     assert set(kept) == set(media_ids)
-    assert (await target(sessions, target_id)).status == "retrying"
+    assert (await load_target(sessions, target_id)).status == "retrying"
 
     assert await publish_target(deps, target_id, 1) == "published"
     assert len(platform.uploads) == 2  # nothing uploaded again
     assert platform.posted == [[kept[m].reference for m in media_ids]]  # in the post's order
-    assert (await target(sessions, target_id)).status == "published"
+    assert (await load_target(sessions, target_id)).status == "published"
 
 
 async def test_an_upload_the_platform_has_forgotten_is_done_again(
@@ -187,7 +180,7 @@ async def test_a_picture_that_is_gone_fails_the_target_without_posting(
     platform = Uploading(settings)
 
     assert await publish_target(make_deps(platform), target_id, 1) == "rejected"
-    row = await target(sessions, target_id)
+    row = await load_target(sessions, target_id)
     assert row.status == "failed"
     assert "deleted" in (row.error or "")
     assert platform.uploads == []

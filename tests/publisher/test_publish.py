@@ -35,7 +35,7 @@ from herald_common.ratelimit import acquire, buckets_for
 from herald_common.settings import Settings
 from herald_publisher.publish import PublisherDeps, publish_target
 from tests.conftest import Tenant
-from tests.factories import insert_due_targets
+from tests.factories import insert_due_targets, load_target
 
 
 class ScriptedPlatform(Platform):
@@ -95,13 +95,6 @@ async def target(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> 
     return target_id
 
 
-async def load(sessions: async_sessionmaker[AsyncSession], target_id: uuid.UUID) -> PostTarget:
-    async with sessions() as session:
-        row = await session.get(PostTarget, target_id)
-        assert row is not None
-        return row
-
-
 async def test_published_target_records_remote_id_and_post_status(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
@@ -110,7 +103,7 @@ async def test_published_target_records_remote_id_and_post_status(
 ) -> None:
     platform = ScriptedPlatform(settings, [ok], lambda: None)
     assert await publish_target(make_deps(platform), target, 1) == "published"
-    row = await load(sessions, target)
+    row = await load_target(sessions, target)
     assert (row.status, row.remote_id, row.attempts, row.claim_id) == (
         "published",
         "remote-1",
@@ -145,7 +138,7 @@ async def test_rate_limited_job_is_re_deferred_without_using_an_attempt(
     make_deps: Callable[..., PublisherDeps],
 ) -> None:
     platform = ScriptedPlatform(settings, [ok], lambda: None)
-    row = await load(sessions, target)
+    row = await load_target(sessions, target)
     # Someone else used this account's two tokens.
     buckets = buckets_for("sandbox", platform.limits, row.account_id)
     assert await acquire(redis, buckets) == 0
@@ -153,7 +146,7 @@ async def test_rate_limited_job_is_re_deferred_without_using_an_attempt(
 
     assert await publish_target(make_deps(platform), target, 1) == "rate_limited"
     assert platform.calls == []
-    row = await load(sessions, target)
+    row = await load_target(sessions, target)
     assert (row.status, row.attempts, row.error_kind) == ("enqueued", 0, "rate_limited")
     assert row.next_attempt_at is not None
     assert row.next_attempt_at > datetime.now(UTC) + timedelta(minutes=20)
@@ -175,7 +168,7 @@ async def test_platform_429_drains_the_bucket_and_re_defers(
         settings, [raises(RateLimited("slow down", retry_after=120, http_status=429))], lambda: None
     )
     assert await publish_target(make_deps(platform), target, 1) == "rate_limited"
-    row = await load(sessions, target)
+    row = await load_target(sessions, target)
     assert (row.status, row.attempts) == ("enqueued", 0)
     assert row.next_attempt_at is not None
     assert row.next_attempt_at >= datetime.now(UTC) + timedelta(seconds=100)
@@ -197,7 +190,7 @@ async def test_transient_failures_retry_on_schedule_then_fail(
     delays = settings.publisher_retry_delays_seconds
     for attempt, delay in enumerate(delays, start=1):
         assert await publish_target(deps, target, 1) == "transient"
-        row = await load(sessions, target)
+        row = await load_target(sessions, target)
         assert (row.status, row.attempts) == ("retrying", attempt)
         assert row.next_attempt_at is not None
         expected = datetime.now(UTC) + timedelta(seconds=delay)
@@ -206,7 +199,7 @@ async def test_transient_failures_retry_on_schedule_then_fail(
             await redis.zscore(queue_name("sandbox"), f"pub:{target}:1:{attempt + 1}") is not None
         )
     assert await publish_target(deps, target, 1) == "transient"
-    row = await load(sessions, target)
+    row = await load_target(sessions, target)
     assert (row.status, row.attempts, row.error) == ("failed", 4, "503 from platform")
     async with sessions() as session:
         outcomes = (
@@ -235,7 +228,7 @@ async def test_rejected_fails_at_once_with_the_platforms_reason(
         lambda: None,
     )
     assert await publish_target(make_deps(platform), target, 1) == "rejected"
-    row = await load(sessions, target)
+    row = await load_target(sessions, target)
     assert (row.status, row.error_kind) == ("failed", "rejected")
     assert row.error == "Validation failed: Text character limit of 500 exceeded"
 
@@ -265,7 +258,7 @@ async def test_auth_expired_marks_the_account(
         settings, [raises(AuthExpired("token revoked", http_status=401))], lambda: None
     )
     assert await publish_target(make_deps(platform), target, 1) == "auth_expired"
-    row = await load(sessions, target)
+    row = await load_target(sessions, target)
     async with sessions() as session:
         account = await session.get(SocialAccount, row.account_id)
     assert account is not None and account.status == "requires_reauth"
@@ -291,7 +284,7 @@ async def test_unknown_outcome_asks_the_platform_and_never_posts_blindly(
         settings, [raises(OutcomeUnknown("connection dropped after send"))], found
     )
     await publish_target(make_deps(platform), target, 1)
-    row = await load(sessions, target)
+    row = await load_target(sessions, target)
     assert row.status == status
     assert len(platform.calls) == 1
     if status == "published":
