@@ -4,7 +4,7 @@ real HTTP, with the account's token encrypted at rest, and stays single when the
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,7 +17,7 @@ from herald_common.db.models import PostTarget, SocialAccount
 from herald_common.settings import Settings
 from tests.conftest import Tenant
 from tests.fakes.mastodon import FakeMastodon
-from tests.services import running_publisher, running_scheduler, wait_for
+from tests.services import wait_for
 
 TOKEN = "mastodon-user-token"
 
@@ -47,14 +47,6 @@ async def mastodon_account(
         session.add(account)
         await session.flush()
         return account.id
-
-
-@pytest.fixture
-async def pipeline(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: object
-) -> AsyncIterator[None]:
-    async with running_scheduler(settings, sessions), running_publisher(settings):
-        yield
 
 
 async def schedule_and_wait(

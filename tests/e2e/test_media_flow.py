@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common.db.models import MediaUpload, SandboxPublication
-from herald_common.settings import Settings
 from tests.conftest import Tenant
 from tests.fakes.media import image_bytes
-from tests.services import running_publisher, running_scheduler, wait_for
-
-
-@pytest.fixture
-async def pipeline(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: object, db: None
-) -> AsyncIterator[None]:
-    async with running_scheduler(settings, sessions), running_publisher(settings):
-        yield
+from tests.services import wait_for
 
 
 async def test_a_post_with_pictures_is_published_with_their_bytes(

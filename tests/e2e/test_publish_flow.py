@@ -4,26 +4,15 @@ a post goes out once, on time; reschedules and cancels win over jobs already que
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common.db.models import PostTarget, PublishAttempt, SandboxPublication
-from herald_common.settings import Settings
 from tests.conftest import Tenant
-from tests.services import running_publisher, running_scheduler, wait_for
-
-
-@pytest.fixture
-async def pipeline(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: object, db: None
-) -> AsyncIterator[None]:
-    async with running_scheduler(settings, sessions), running_publisher(settings):
-        yield
+from tests.services import wait_for
 
 
 async def publications(
