@@ -81,6 +81,21 @@ async def raw_row(sessions: async_sessionmaker[AsyncSession], sql: str, **params
         return (await session.execute(text(sql), params)).one()
 
 
+async def disconnect(http: httpx.AsyncClient, account_id: str, headers: dict[str, str]) -> None:
+    gone = await http.delete(f"/v1/accounts/{account_id}", headers=headers)
+    assert gone.status_code == 200, gone.text
+    assert gone.json()["status"] == "disconnected"
+
+
+async def assert_tokens_wiped(sessions: async_sessionmaker[AsyncSession], account_id: str) -> None:
+    row = await raw_row(
+        sessions,
+        "SELECT access_token_enc, status FROM social_accounts WHERE id = :id",
+        id=uuid.UUID(account_id),
+    )
+    assert row.access_token_enc is None and row.status == "disconnected"
+
+
 async def app_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Any]:
     async with sessions() as session:
         return list((await session.execute(text("SELECT * FROM mastodon_apps"))).all())
@@ -385,9 +400,7 @@ async def test_disconnecting_revokes_the_token_at_the_instance(
     async with herald(settings) as http:
         account = await connect(http, fake, headers, "alice")
         [issued] = fake.oauth.tokens
-        gone = await http.delete(f"/v1/accounts/{account['id']}", headers=headers)
-        assert gone.status_code == 200, gone.text
-        assert gone.json()["status"] == "disconnected"
+        await disconnect(http, account["id"], headers)
     assert paths(fake, "/oauth/revoke") == [200]
     assert fake.oauth.is_revoked(issued.token)
     async with httpx.AsyncClient() as client:
@@ -397,12 +410,7 @@ async def test_disconnecting_revokes_the_token_at_the_instance(
         )
     assert me.status_code == 401
     assert me.json() == {"error": "The access token was revoked"}
-    row = await raw_row(
-        sessions,
-        "SELECT access_token_enc, status FROM social_accounts WHERE id = :id",
-        id=uuid.UUID(account["id"]),
-    )
-    assert row.access_token_enc is None and row.status == "disconnected"
+    await assert_tokens_wiped(sessions, account["id"])
 
 
 async def test_disconnecting_goes_ahead_when_the_instance_cannot_revoke(
@@ -415,15 +423,8 @@ async def test_disconnecting_goes_ahead_when_the_instance_cannot_revoke(
     async with herald(settings) as http:
         account = await connect(http, fake, headers, "alice")
         fake.stop()  # the instance is down
-        gone = await http.delete(f"/v1/accounts/{account['id']}", headers=headers)
-        assert gone.status_code == 200, gone.text
-        assert gone.json()["status"] == "disconnected"
-    row = await raw_row(
-        sessions,
-        "SELECT access_token_enc, status FROM social_accounts WHERE id = :id",
-        id=uuid.UUID(account["id"]),
-    )
-    assert row.access_token_enc is None and row.status == "disconnected"
+        await disconnect(http, account["id"], headers)
+    await assert_tokens_wiped(sessions, account["id"])
 
 
 async def test_a_token_another_workspace_still_uses_is_not_revoked(
