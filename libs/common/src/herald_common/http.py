@@ -18,6 +18,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from herald_common.logging import redact_text
+from herald_common.platforms.errors import OutcomeUnknown, PublishError, Transient
 from herald_common.settings import Settings
 
 
@@ -135,6 +136,18 @@ def request_never_sent(exc: BaseException) -> bool:
         exc,
         httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.UnsupportedProtocol,
     )
+
+
+def transport_failure(
+    exc: BaseException, platform: str, what: str, *, shown: str | None = None
+) -> PublishError:
+    """What a request to ``platform`` that got no HTTP answer means for the attempt:
+    Transient when it certainly never left, else OutcomeUnknown (``what`` may exist now).
+    ``shown`` replaces ``repr(exc)`` in the message where the URL holds a secret."""
+    detail = repr(exc) if shown is None else shown
+    if request_never_sent(exc):
+        return Transient(f"{platform} could not be reached: {detail}")
+    return OutcomeUnknown(f"{platform} may have received {what}, but no answer came: {detail}")
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:

@@ -43,8 +43,8 @@ from herald_common import clock
 from herald_common.http import (
     TRANSPORT_ERRORS,
     json_object,
-    request_never_sent,
     retry_after_seconds,
+    transport_failure,
 )
 from herald_common.platforms.base import (
     ContentProblem,
@@ -248,9 +248,7 @@ class Bluesky(Platform):
                 headers={"Content-Type": item.content_type},
             )
         except TRANSPORT_ERRORS as exc:
-            if request_never_sent(exc):
-                raise Transient(f"Bluesky could not be reached: {exc!r}") from exc
-            raise OutcomeUnknown(f"Bluesky may have received the picture: {exc!r}") from exc
+            raise transport_failure(exc, "Bluesky", "the picture") from exc
         status = response.status_code
         if status in (400, 413):
             # 400 InvalidRequest (an empty or unreadable body), 413 PayloadTooLarge (past the
@@ -283,11 +281,7 @@ class Bluesky(Platform):
                 },
             )
         except TRANSPORT_ERRORS as exc:
-            if request_never_sent(exc):
-                raise Transient(f"Bluesky could not be reached: {exc!r}") from exc
-            raise OutcomeUnknown(
-                f"Bluesky may have received the post, but no answer came: {exc!r}"
-            ) from exc
+            raise transport_failure(exc, "Bluesky", "the post") from exc
         status = response.status_code
         if 200 <= status < 300:
             body = json_object(response)

@@ -29,8 +29,8 @@ from herald_common import clock
 from herald_common.http import (
     TRANSPORT_ERRORS,
     json_object,
-    request_never_sent,
     retry_after_seconds,
+    transport_failure,
 )
 from herald_common.platforms.base import (
     ContentProblem,
@@ -133,10 +133,8 @@ class Discord(Platform):
             response = await self.http.post(url, params={"wait": "true"}, **body)
         except TRANSPORT_ERRORS as exc:
             # The URL is the secret: name the failure, never the URL.
-            if request_never_sent(exc):
-                raise Transient(f"Discord could not be reached: {type(exc).__name__}") from None
-            raise OutcomeUnknown(
-                f"Discord may have received the message, but no answer came: {type(exc).__name__}"
+            raise transport_failure(
+                exc, "Discord", "the message", shown=type(exc).__name__
             ) from None
         _raise_for_error(response)
         message = json_object(response)

@@ -39,8 +39,8 @@ from herald_common import clock
 from herald_common.http import (
     TRANSPORT_ERRORS,
     json_object,
-    request_never_sent,
     retry_after_seconds,
+    transport_failure,
 )
 from herald_common.platforms.base import (
     AccountCredentials,
@@ -171,11 +171,7 @@ class LinkedIn(Platform):
                 self._api_base() + POSTS_PATH, json=body, headers=headers
             )
         except TRANSPORT_ERRORS as exc:
-            if request_never_sent(exc):
-                raise Transient(f"LinkedIn could not be reached: {exc!r}") from exc
-            raise OutcomeUnknown(
-                f"LinkedIn may have received the post, but no answer came: {exc!r}"
-            ) from exc
+            raise transport_failure(exc, "LinkedIn", "the post") from exc
         _raise_for_error(response)
         urn = response.headers.get("x-restli-id") or json_object(response).get("id")
         if not urn:
@@ -245,11 +241,7 @@ class LinkedIn(Platform):
         try:
             response = await self.http.request(method, url, headers=headers, **body)
         except TRANSPORT_ERRORS as exc:
-            if request_never_sent(exc):
-                raise Transient(f"LinkedIn could not be reached: {exc!r}") from exc
-            raise OutcomeUnknown(
-                f"LinkedIn may have received the picture, but no answer came: {exc!r}"
-            ) from exc
+            raise transport_failure(exc, "LinkedIn", "the picture") from exc
         _raise_for_error(response, "the picture")
         return response
 

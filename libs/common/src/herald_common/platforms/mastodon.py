@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from herald_common import clock
-from herald_common.http import TRANSPORT_ERRORS, request_never_sent
+from herald_common.http import TRANSPORT_ERRORS, transport_failure
 from herald_common.platforms.base import (
     AccountCredentials,
     ContentProblem,
@@ -46,7 +46,6 @@ from herald_common.platforms.errors import (
     AuthExpired,
     CannotTell,
     OutcomeUnknown,
-    PublishError,
     RateLimited,
     Rejected,
     Transient,
@@ -240,7 +239,7 @@ class Mastodon(Platform):
                 },
             )
         except TRANSPORT_ERRORS as exc:
-            raise _transport_failure(exc, "the post") from exc
+            raise transport_failure(exc, "Mastodon", "the post") from exc
         return _published(response)
 
     async def _upload_media(self, request: PublishRequest, token: str) -> list[str]:
@@ -274,7 +273,7 @@ class Mastodon(Platform):
                 headers={"Authorization": f"Bearer {token}"},
             )
         except TRANSPORT_ERRORS as exc:
-            raise _transport_failure(exc, "the picture") from exc
+            raise transport_failure(exc, "Mastodon", "the picture") from exc
         _raise_for_error(response, "the picture")
         try:
             media_id = str(response.json()["id"])
@@ -354,12 +353,6 @@ def _raise_for_error(response: httpx.Response, what: str) -> None:
     # 422 (validation: length, file type, ...), 413 (a proxy's body limit) and any other
     # 4xx/3xx: sending it again cannot help.
     raise Rejected(f"Mastodon rejected {what}: {message}", http_status=status)
-
-
-def _transport_failure(exc: BaseException, what: str) -> PublishError:
-    if request_never_sent(exc):
-        return Transient(f"Mastodon could not be reached: {exc!r}")
-    return OutcomeUnknown(f"Mastodon may have received {what}, but no answer came: {exc!r}")
 
 
 def _error_message(response: httpx.Response) -> str:
