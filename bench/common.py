@@ -194,6 +194,59 @@ def memory_mib(pid: int) -> dict[str, float]:
     return values
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _component(pid: str) -> str | None:
+    """Which part of the stack a process is, by its command line; None for the rest."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+    for needle, name in (
+        ("herald-publisher", "publisher"),
+        ("herald-scheduler", "scheduler"),
+        ("herald-api", "api"),
+        ("bench.fake_platform", "fake platform"),
+        ("redis-server", "redis"),
+        ("postgres", "postgres"),
+        ("-m bench", "bench driver"),
+    ):
+        if needle in cmdline:
+            return name
+    return None
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) used so far by each part of the stack, summed over its
+    processes, plus ``machine busy`` and ``machine total`` (all cores) from /proc/stat.
+    Two snapshots subtracted say where the cores went between them."""
+    used: dict[str, float] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        name = _component(pid)
+        if name is None:
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # utime and stime are fields 14 and 15 of stat(5); [2] after the command is field 3.
+        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    with open("/proc/stat") as stat:
+        cpu = [int(v) for v in stat.readline().split()[1:]]
+    idle = cpu[3] + cpu[4]  # idle + iowait
+    used["machine busy"] = (sum(cpu) - idle) / CLOCK_TICKS
+    used["machine total"] = sum(cpu) / CLOCK_TICKS
+    return used
+
+
+def cpu_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each part used between two ``cpu_seconds()`` snapshots."""
+    return {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
+
+
 async def wait_http(url: str, within: float = 30.0) -> None:
     deadline = time.monotonic() + within
     async with httpx.AsyncClient() as client:

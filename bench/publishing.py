@@ -34,6 +34,8 @@ from bench.common import (
     RedisServer,
     arrivals,
     bench_settings,
+    cpu_between,
+    cpu_seconds,
     db_sessions,
     fake_platform,
     fresh_database,
@@ -50,6 +52,8 @@ from bench.common import (
     utc_in,
 )
 from bench.plot import plot_publishing
+from herald_common.http import create_http_client
+from herald_common.settings import Settings
 
 
 @dataclass
@@ -99,8 +103,9 @@ async def run_herald(
             deadline = max(due_times).timestamp() + settle_s
             timed_out = True
             counts: dict[str, int] = {}
+            await asyncio.sleep(max(0.0, first_due.timestamp() - time.time()))
+            cpu_at_due = cpu_seconds()
             if profile_s:
-                await asyncio.sleep(max(0.0, first_due.timestamp() - time.time()))
                 profiler = start_profiler(publisher.pid, profile_s)
             while time.time() < deadline:
                 await asyncio.sleep(0.5)
@@ -110,6 +115,7 @@ async def run_herald(
                     break
                 if any(p.poll() is not None for p in [*fleet, scheduler]):
                     raise RuntimeError("a Herald service died during the benchmark")
+            cpu = cpu_between(cpu_at_due, cpu_seconds())
             publisher_mem = memory_mib(publisher.pid)
             scheduler_mem = memory_mib(scheduler.pid)
         finally:
@@ -146,6 +152,8 @@ async def run_herald(
         extra={
             "non_200_arrivals": sum(1 for a in got if a.status != 200),
             "publishers": publishers,
+            # From the due time until every target was terminal (polled every 0.5 s).
+            "cpu_seconds": cpu,
             **({"profile": summarize_profile(profile_s)} if profile_s else {}),
         },
     )
@@ -257,6 +265,15 @@ async def plain_loops(base: str, n: int, accounts: int, concurrency: int) -> lis
                 return (await client.post(url, json=body, headers=headers)).status_code
 
             runs.append(await _loop(name, send_httpx, n, concurrency, base))
+    # What Herald's adapters call: herald_common.http's client, with its short lane.
+    settings = Settings(environment="test", http_max_connections=concurrency)
+    async with create_http_client(settings) as herald_client:
+
+        async def send_herald(i: int) -> int:
+            headers, body = _request(i, accounts)
+            return (await herald_client.post(url, json=body, headers=headers)).status_code
+
+        runs.append(await _loop("Herald HTTP client loop", send_herald, n, concurrency, base))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -290,7 +307,22 @@ def _herald_rows(run: HeraldRun, unit: str) -> list[tuple[str, object]]:
         ("publisher peak RSS (MiB)", run.publisher_rss_mib),
         ("scheduler peak RSS (MiB)", run.scheduler_rss_mib),
         ("timed out", run.timed_out),
+        *_cpu_rows(run),
     ]
+
+
+def _cpu_rows(run: HeraldRun) -> list[tuple[str, object]]:
+    """Where the cores went from the due time until all were done, per target."""
+    cpu: dict[str, float] = run.extra.get("cpu_seconds", {})
+    total = cpu.get("machine total", 0.0)
+    if not total:
+        return []
+    rows: list[tuple[str, object]] = [
+        ("machine busy (%)", 100 * cpu["machine busy"] / total),
+    ]
+    parts = sorted((k for k in cpu if not k.startswith("machine")), key=lambda k: -cpu[k])
+    rows += [(f"CPU ms per target: {k}", 1000 * cpu[k] / run.targets) for k in parts]
+    return rows
 
 
 def _herald_json(run: HeraldRun) -> dict[str, Any]:
