@@ -343,8 +343,10 @@ def _herald_json(run: HeraldRun) -> dict[str, Any]:
 def spike(args: argparse.Namespace) -> dict[str, Any]:
     n: int = args.targets
     accounts: int = args.accounts or max(1, n // 10)
-    # Requests Herald may have in flight: jobs per publisher x targets per job x publishers.
-    concurrency: int = args.max_jobs * args.job_size * args.publishers
+    # Requests Herald may have in flight: jobs x targets per job, at most the HTTP pool, per
+    # publisher.
+    pool = Settings(environment="test").http_max_connections
+    concurrency: int = min(args.max_jobs * args.job_size, pool) * args.publishers
 
     async def go(database_url: str, redis_url: str, base: str) -> dict[str, Any]:
         due = utc_in(args.lead)
@@ -457,8 +459,13 @@ def add_arguments(
     spike_parser.add_argument("--timeout", type=float, default=300.0, help="after due")
     spike_parser.add_argument("--latency-ms", type=float, default=20.0)
     spike_parser.add_argument("--publishers", type=int, default=1, help="publisher processes")
-    spike_parser.add_argument("--max-jobs", type=int, default=10, help="per publisher")
-    spike_parser.add_argument("--job-size", type=int, default=20, help="targets per job")
+    defaults = Settings(environment="test")  # production's, unless a flag says otherwise
+    spike_parser.add_argument(
+        "--max-jobs", type=int, default=defaults.publisher_max_jobs, help="per publisher"
+    )
+    spike_parser.add_argument(
+        "--job-size", type=int, default=defaults.publisher_job_size, help="targets per job"
+    )
     spike_parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds")
     steady_parser.add_argument("--duration", type=float, default=120.0)
     steady_parser.add_argument("--interval", type=float, default=0.1)
