@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 import uvicorn
 from fastapi import FastAPI
@@ -17,7 +17,7 @@ from herald_api.edge import install_edge
 from herald_api.mail import MailSender
 from herald_api.media import endpoints as media
 from herald_api.notifications import endpoints as notifications
-from herald_api.observability import install_observability
+from herald_api.observability import install_observability, shared_metrics_dir
 from herald_api.posts import endpoints as posts
 from herald_api.problems import COMMON_RESPONSES, WORKSPACE_RESPONSES, install_problem_handlers
 from herald_api.resources import open_resources
@@ -69,13 +69,33 @@ def create_app(settings: Settings | None = None, mailer: MailSender | None = Non
     return app
 
 
+# uvicorn pings each worker from the moment it is spawned and replaces one that has not
+# answered within this time; a worker answers only once it has imported the app, which took
+# 7 s here without compiled bytecode (a development checkout), so uvicorn's 5 s default
+# replaced workers in a loop. A hung worker is replaced this much later.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
+def worker_app() -> FastAPI:
+    """The app as each of several worker processes builds it (uvicorn imports it by name)."""
+    settings = get_settings()
+    configure_logging(settings, "api")
+    return create_app(settings)
+
+
 def main() -> None:
     settings = get_settings()
     configure_logging(settings, "api")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-    )
+    workers = settings.api_workers
+    # Several processes need the app by name (each builds its own) and shared metric files.
+    with shared_metrics_dir() if workers > 1 else nullcontext():
+        uvicorn.run(
+            f"{__name__}:worker_app" if workers > 1 else create_app(settings),
+            factory=workers > 1,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,
+            access_log=False,
+        )
