@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -40,7 +41,14 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     calls: list[dict[str, Any]] = []
 
     def run(app: object, **options: Any) -> None:
-        calls.append({"app": app, "env_dir": os.environ.get(MULTIPROCESS_DIR_ENV), **options})
+        calls.append(
+            {
+                "app": app,
+                "env_dir": os.environ.get(MULTIPROCESS_DIR_ENV),
+                "frozen": gc.get_freeze_count(),
+                **options,
+            }
+        )
         if options.get("workers", 1) > 1:
             assert Path(os.environ[MULTIPROCESS_DIR_ENV]).is_dir()
 
@@ -50,6 +58,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     get_settings.cache_clear()
     yield calls
     get_settings.cache_clear()
+    gc.unfreeze()
 
 
 def test_one_worker_serves_the_app_itself(
@@ -61,6 +70,8 @@ def test_one_worker_serves_the_app_itself(
     assert call["workers"] == 1
     assert call["app"].__class__.__name__ == "FastAPI"
     assert call["env_dir"] is None
+    # What start-up built is out of the garbage collector's way before serving.
+    assert call["frozen"] > 0
 
 
 def test_several_workers_build_the_app_each_and_share_a_metrics_dir(
