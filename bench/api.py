@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (2 cores here)")
     parser.add_argument("--duration", type=int, default=15, help="seconds per run")
+    parser.add_argument("--workers", type=int, default=1, help="API processes (HERALD_API_WORKERS)")
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -93,6 +95,35 @@ def wrk(url: str, script: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (uvicorn's workers), from /proc."""
+    pids = [pid]
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        pids += [int(child) for child in children.read().split()]
+    total = 0
+    for one in pids:
+        try:
+            with open(f"/proc/{one}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # a child that just exited
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(pid: int, within: float = 120.0) -> None:
+    """Until the API's processes have finished starting: under a tenth of a core for 0.5 s."""
+    deadline = time.monotonic() + within
+    before = _cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        after = _cpu_seconds(pid)
+        if after - before < 0.05:
+            return
+        before = after
+    raise RuntimeError(f"herald-api still busy starting after {within} s")
+
+
 def _bodies(account_id: str) -> str:
     due = (datetime.now(UTC) + timedelta(days=30)).isoformat().replace("+00:00", "Z")
     return json.dumps(
@@ -123,7 +154,11 @@ def _measure(
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     note(f"wrk POST {base}/v1/posts")
-    profiler = None if profile_pid is None else start_profiler(profile_pid, args.duration, PROFILE)
+    profiler = (
+        None
+        if profile_pid is None
+        else start_profiler(profile_pid, args.duration, PROFILE, subprocesses=args.workers > 1)
+    )
     results["post"] = wrk(base + "/v1/posts", POST_LUA % (_bodies(account_id), key), args)
     if profiler is not None:
         profiler.wait()
@@ -138,10 +173,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         key, account_id = asyncio.run(_seed(database_url, redis.url))
         settings = bench_settings(database_url, redis.url)
         port = free_port()
-        api = spawn("herald-api", service_env(settings, HERALD_API_PORT=str(port)))
+        env = service_env(settings, HERALD_API_PORT=str(port), HERALD_API_WORKERS=str(args.workers))
+        api = spawn("herald-api", env)
         base = f"http://127.0.0.1:{port}"
         try:
-            asyncio.run(wait_http(base + "/healthz"))
+            # Every worker imports the app on its own; the first may answer long before the last.
+            asyncio.run(wait_http(base + "/healthz", within=30.0 * args.workers))
+            wait_until_idle(api.pid)
             herald = _measure(base, key, account_id, args, api.pid if args.profile else None)
         finally:
             stop([api])
@@ -165,11 +203,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(
             (f"{op.upper()} herald / bare", herald[op]["req_per_s"] / baseline[op]["req_per_s"])
         )
+    processes = "one uvicorn process" if args.workers == 1 else f"{args.workers} uvicorn workers"
     print_table(
-        f"api: wrk -t{args.threads} -c{args.connections} -d{args.duration}s, one uvicorn process",
+        f"api: wrk -t{args.threads} -c{args.connections} -d{args.duration}s, herald-api on "
+        f"{processes} (bare FastAPI on one)",
         rows,
     )
     return {
+        "workers": args.workers,
         "connections": args.connections,
         "threads": args.threads,
         "duration_s": args.duration,

@@ -166,9 +166,10 @@ PROFILE_RATE = 100
 
 
 def start_profiler(
-    pid: int, seconds: float, path: Path = PROFILE
+    pid: int, seconds: float, path: Path = PROFILE, *, subprocesses: bool = False
 ) -> subprocess.Popen[bytes] | None:
-    """py-spy (a dev dependency) on process ``pid`` for ``seconds``, raw stacks to ``path``."""
+    """py-spy (a dev dependency) on process ``pid`` (and its children, with ``subprocesses``)
+    for ``seconds``, raw stacks to ``path``."""
     binary = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(binary):
         note("py-spy not installed; no profile")
@@ -176,7 +177,8 @@ def start_profiler(
     RESULTS.mkdir(exist_ok=True)
     return subprocess.Popen(
         [binary, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", str(PROFILE_RATE),
-         "-f", "raw", "-o", str(path), "--nonblocking"],
+         "-f", "raw", "-o", str(path), "--nonblocking",
+         *(["--subprocesses"] if subprocesses else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -108,6 +109,25 @@ async def test_idempotency_key_returns_the_first_post(
     reused = await client.post("/v1/posts", json={**payload, "content": "Other"}, headers=headers)
     assert reused.status_code == 422
     assert reused.json()["type"].endswith("idempotency-key-reused")
+    assert await count_posts(sessions) == 1
+
+
+async def test_concurrent_creates_with_one_idempotency_key_make_one_post(
+    client: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    payload = {
+        "content": "Once, however often it is sent",
+        "scheduled_at": iso(later()),
+        "targets": [{"account_id": str(tenant.account_id)}],
+    }
+    headers = {"Idempotency-Key": "sent-at-once"}
+    responses = await asyncio.gather(
+        *(client.post("/v1/posts", json=payload, headers=headers) for _ in range(8))
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [201]
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == 1
+    assert {r.headers["location"] for r in responses} == {f"/v1/posts/{ids.pop()}"}
     assert await count_posts(sessions) == 1
 
 

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # API processes (uvicorn workers) sharing the port. One process is CPU-bound well before
+    # Postgres is; each has its own database pool of `database_pool_size` connections.
+    api_workers: int = Field(default=1, ge=1, le=64)
 
     # Scheduler: a target is moved into the queue once it is due within the horizon, with an
     # exact deferral, so the queue (not a cron tick) decides when it fires.

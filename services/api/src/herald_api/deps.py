@@ -3,7 +3,9 @@ authorization layer.
 
 Every dependency is ``async def``, even the trivial ones: FastAPI runs a plain ``def``
 dependency in a worker thread, a thread hand-off per dependency per request (a tenth of the
-API's CPU under load, bench/README.md).
+API's CPU under load, bench/README.md). And each takes the ``Request`` rather than
+``ResourcesDep`` to reach the shared clients: FastAPI solves a dependency's own dependencies
+again wherever it is used, cached or not, and every layer costs (bench/README.md, API).
 
 Every route that touches a workspace states what it needs with ``require(Permission.X)``
 (herald_api.auth.permissions holds the whole policy). ``WorkspaceDep`` is the default for
@@ -35,38 +37,36 @@ from herald_api.problems import ProblemError
 from herald_api.resources import Resources
 from herald_common import clock
 from herald_common.db.repositories.workspaces import API_KEY_PREFIX, find_active_key
-from herald_common.platforms.base import Platform
+
+
+def resources_of(request: Request) -> Resources:
+    """The process's shared clients, opened by the app's lifespan."""
+    resources: Resources = request.app.state.resources
+    return resources
 
 
 async def get_resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
-    return resources
+    return resources_of(request)
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request; the endpoint's service commits, anything else rolls back."""
-    async with resources.sessions() as session:
+    async with resources_of(request).sessions() as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-async def get_redis(resources: ResourcesDep) -> Redis:
-    return resources.redis
+async def get_redis(request: Request) -> Redis:
+    return resources_of(request).redis
 
 
 RedisDep = Annotated[Redis, Depends(get_redis)]
 
-
-async def get_platforms(resources: ResourcesDep) -> dict[str, Platform]:
-    return resources.platforms
-
-
-PlatformsDep = Annotated[dict[str, Platform], Depends(get_platforms)]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -120,13 +120,14 @@ def _workspace_not_found() -> ProblemError:
 
 
 async def get_principal(
-    resources: ResourcesDep,
+    request: Request,
     session: SessionDep,
     bearer: BearerDep,
     api_key: ApiKeyHeaderDep,
     workspace_id: WorkspaceHeader = None,
 ) -> Principal:
     """Who is calling, in which workspace, allowed to do what."""
+    resources = resources_of(request)
     credential = _credential(bearer, api_key)
     if credential.startswith(API_KEY_PREFIX):
         record = await find_active_key(session, credential)
@@ -207,9 +208,10 @@ WorkspaceDep = Annotated[uuid.UUID, Depends(get_workspace_id)]
 
 
 async def get_current_user(
-    resources: ResourcesDep, session: SessionDep, bearer: BearerDep, api_key: ApiKeyHeaderDep
+    request: Request, session: SessionDep, bearer: BearerDep, api_key: ApiKeyHeaderDep
 ) -> CurrentUser:
     """A person signed in with an access token, for routes about them rather than a workspace."""
+    resources = resources_of(request)
     credential = _credential(bearer, api_key)
     if credential.startswith(API_KEY_PREFIX):
         if await find_active_key(session, credential) is None:
@@ -229,8 +231,8 @@ async def get_current_user(
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
 
 
-async def get_postman(resources: ResourcesDep) -> Courier:
-    return resources.courier
+async def get_postman(request: Request) -> Courier:
+    return resources_of(request).courier
 
 
 PostmanDep = Annotated[Courier, Depends(get_postman)]

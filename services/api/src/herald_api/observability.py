@@ -7,17 +7,28 @@ and it is sent back in the response's ``X-Request-ID``.
 
 Latency is labelled with the route template (``/v1/posts/{post_id}``), never the raw path,
 so ids in URLs cannot blow up the number of series.
+
+With several API processes (``HERALD_API_WORKERS``), each writes its metrics to files in
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode) and ``/metrics``, whichever
+process answers it, adds up all of them.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import structlog
 from fastapi import APIRouter, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,13 +44,38 @@ UNMATCHED_ROUTE = "<unmatched>"
 # Probes and scrapes arrive every few seconds; they are measured but not logged.
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
+# prometheus_client reads it when imported: it must be set before the worker processes start.
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/metrics")
 async def metrics() -> Response:
     """Prometheus text format. Keep it off the public ingress (deploy/k8s routes only /v1)."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if MULTIPROCESS_DIR_ENV not in os.environ:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@contextmanager
+def shared_metrics_dir() -> Iterator[Path]:
+    """A directory for the worker processes' metrics: ``PROMETHEUS_MULTIPROC_DIR`` when set
+    (emptied: files left by an earlier run would be added in), else a private one removed
+    afterwards."""
+    given = os.environ.get(MULTIPROCESS_DIR_ENV)
+    directory = Path(given or tempfile.mkdtemp(prefix="herald-api-metrics-"))
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROCESS_DIR_ENV] = str(directory)
+    try:
+        yield directory
+    finally:
+        if given is None:
+            del os.environ[MULTIPROCESS_DIR_ENV]
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def request_id_from(scope: Scope) -> str:

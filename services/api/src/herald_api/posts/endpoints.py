@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from herald_api.deps import PlatformsDep, ResourcesDep, SessionDep, WorkspaceDep
+from herald_api.deps import SessionDep, WorkspaceDep, resources_of
 from herald_api.pagination import decode_cursor, page
 from herald_api.posts import service
 from herald_api.posts.repository import PostWithTargets
@@ -29,12 +29,10 @@ router = APIRouter(prefix="/v1/posts", tags=["posts"])
 
 
 async def _context(
-    session: SessionDep,
-    workspace_id: WorkspaceDep,
-    resources: ResourcesDep,
-    platforms: PlatformsDep,
+    request: Request, session: SessionDep, workspace_id: WorkspaceDep
 ) -> PostContext:
-    return PostContext(session, workspace_id, resources.settings, platforms)
+    resources = resources_of(request)
+    return PostContext(session, workspace_id, resources.settings, resources.platforms)
 
 
 ContextDep = Annotated[PostContext, Depends(_context)]

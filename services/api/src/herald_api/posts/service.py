@@ -111,7 +111,6 @@ async def create_post(
     if not data.draft:
         _check_publishable(ctx, data.content, media, data.targets, accounts)
     post = Post(
-        # Made here rather than at flush, so the post and its targets go in one flush.
         id=new_id(),
         workspace_id=ctx.workspace_id,
         content=data.content,
@@ -125,6 +124,7 @@ async def create_post(
     )
     targets = [
         PostTarget(
+            id=new_id(),
             workspace_id=ctx.workspace_id,
             post_id=post.id,
             account_id=t.account_id,
@@ -136,13 +136,13 @@ async def create_post(
             scheduled_at=None if data.draft else scheduled_at,
             status=TargetStatus.PENDING,
             revision=1,
+            attempts=0,
         )
         for t in data.targets
     ]
-    ctx.session.add(post)
-    ctx.session.add_all(targets)
-    await _notify_if_due(ctx, post)
     try:
+        await repository.insert_post(ctx.session, post, targets)
+        await _notify_if_due(ctx, post)
         await ctx.session.commit()
     except IntegrityError:
         # Another request with the same Idempotency-Key won the race: answer with its post.
