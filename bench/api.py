@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,8 @@ from bench.common import (
     RESULTS,
     RedisServer,
     bench_settings,
+    cpu_between,
+    cpu_seconds,
     db_sessions,
     free_port,
     fresh_database,
@@ -30,6 +33,7 @@ from bench.common import (
     spawn,
     spawn_module,
     stop,
+    tree_cpu_seconds,
     wait_http,
 )
 from bench.publishing import start_profiler, summarize_profile
@@ -150,22 +154,43 @@ async def _seed(database_url: str, redis_url: str) -> tuple[str, str]:
 
 
 def _measure(
-    base: str, key: str, account_id: str, args: argparse.Namespace, profile_pid: int | None = None
+    base: str,
+    key: str,
+    account_id: str,
+    args: argparse.Namespace,
+    server_pid: int,
+    profile: bool = False,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     note(f"wrk POST {base}/v1/posts")
     profiler = (
-        None
-        if profile_pid is None
-        else start_profiler(profile_pid, args.duration, PROFILE, subprocesses=args.workers > 1)
+        start_profiler(server_pid, args.duration, PROFILE, subprocesses=args.workers > 1)
+        if profile
+        else None
     )
-    results["post"] = wrk(base + "/v1/posts", POST_LUA % (_bodies(account_id), key), args)
+    results["post"] = _with_cpu(
+        server_pid, lambda: wrk(base + "/v1/posts", POST_LUA % (_bodies(account_id), key), args)
+    )
     if profiler is not None:
         profiler.wait()
         results["post_profile"] = summarize_profile(args.duration, path=PROFILE)
     note(f"wrk GET {base}/v1/posts")
-    results["get"] = wrk(base + "/v1/posts", GET_LUA % key, args)
+    results["get"] = _with_cpu(server_pid, lambda: wrk(base + "/v1/posts", GET_LUA % key, args))
     return results
+
+
+def _with_cpu(server_pid: int, run_wrk: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """wrk's result plus the CPU the server (all its processes) and Postgres spent per
+    request: steadier than requests per second on a shared two-core machine."""
+    server_before, stack_before = tree_cpu_seconds(server_pid), cpu_seconds()
+    result = run_wrk()
+    server = tree_cpu_seconds(server_pid) - server_before
+    stack = cpu_between(stack_before, cpu_seconds())
+    requests = max(1, result["requests"])
+    result["server_cpu_ms_per_request"] = 1000 * server / requests
+    result["postgres_cpu_ms_per_request"] = 1000 * stack.get("postgres", 0.0) / requests
+    result["machine_busy"] = stack["machine busy"] / stack["machine total"]
+    return result
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -180,7 +205,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # Every worker imports the app on its own; the first may answer long before the last.
             asyncio.run(wait_http(base + "/healthz", within=30.0 * args.workers))
             wait_until_idle(api.pid)
-            herald = _measure(base, key, account_id, args, api.pid if args.profile else None)
+            herald = _measure(base, key, account_id, args, api.pid, args.profile)
         finally:
             stop([api])
     bare_port = free_port()
@@ -191,7 +216,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bare_base = f"http://127.0.0.1:{bare_port}"
     try:
         asyncio.run(wait_http(bare_base + "/healthz"))
-        baseline = _measure(bare_base, key, account_id, args)
+        baseline = _measure(bare_base, key, account_id, args, bare.pid)
     finally:
         stop([bare])
     rows: list[tuple[str, object]] = []
@@ -200,6 +225,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rows.append((f"{op.upper()} {name} req/s", res["req_per_s"]))
             rows.append((f"{op.upper()} {name} p50/p99 ms", f"{res['p50_ms']} / {res['p99_ms']}"))
             rows.append((f"{op.upper()} {name} non-2xx", res["non_2xx"]))
+            rows.append((f"{op.upper()} {name} CPU ms/request", res["server_cpu_ms_per_request"]))
+        rows.append(
+            (f"{op.upper()} Postgres CPU ms/request", herald[op]["postgres_cpu_ms_per_request"])
+        )
         rows.append(
             (f"{op.upper()} herald / bare", herald[op]["req_per_s"] / baseline[op]["req_per_s"])
         )

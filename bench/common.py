@@ -242,6 +242,31 @@ def cpu_seconds() -> dict[str, float]:
     return used
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) used so far by process ``root`` and its live descendants
+    (uvicorn's worker processes, say, whose command lines do not name the service)."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents[int(pid)] = int(fields[1])
+        used[int(pid)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def in_tree(pid: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = parents.get(pid, 0)
+        return False
+
+    return sum(seconds for pid, seconds in used.items() if in_tree(pid))
+
+
 def cpu_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """CPU seconds each part used between two ``cpu_seconds()`` snapshots."""
     return {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
