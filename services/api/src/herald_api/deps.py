@@ -20,7 +20,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald_api.auth import repository as auth_repository
@@ -59,13 +58,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-
-
-async def get_redis(request: Request) -> Redis:
-    return resources_of(request).redis
-
-
-RedisDep = Annotated[Redis, Depends(get_redis)]
 
 
 _bearer = HTTPBearer(
