@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -45,6 +46,19 @@ class Server:
             self.in_flight -= 1
 
 
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[tuple[str, web.AppRunner]]:
+    """``app`` on a free local port: its base URL and runner."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", runner
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[Server, str]]:
     state = Server()
@@ -52,12 +66,8 @@ async def server() -> AsyncIterator[tuple[Server, str]]:
     app.router.add_get("/set", state.set_cookie)
     app.router.add_get("/echo", state.echo_cookie)
     app.router.add_get("/slow", state.slow)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield state, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as (base, _):
+        yield state, base
 
 
 async def test_a_cookie_one_response_sets_never_rides_on_the_next_request(
@@ -135,12 +145,8 @@ async def origin() -> AsyncIterator[tuple[Origin, str, web.AppRunner]]:
     app.router.add_route("*", "/echo", state.echo)
     app.router.add_post("/hang-up", state.hang_up)
     app.router.add_get("/sleep", state.sleep)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield state, f"http://127.0.0.1:{port}", runner
-    await runner.cleanup()
+    async with serving(app) as (base, runner):
+        yield state, base, runner
 
 
 class CountingTransport(AiohttpTransport):
