@@ -374,7 +374,8 @@ def spike(args: argparse.Namespace) -> dict[str, Any]:
             rows,
         )
         png = plot_publishing(
-            RESULTS / "spike.png",
+            RESULTS
+            / ("spike.png" if args.publishers == 1 else f"spike_{args.publishers}_publishers.png"),
             f"spike: {n:,} posts over {accounts:,} accounts due at the same second "
             f"(fake platform latency {args.latency_ms:g} ms)",
             run.lateness,
