@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -427,3 +428,13 @@ class SandboxPublication(Base):
     # What each attached picture was "uploaded" as (type and digest of the bytes received).
     media: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}", default=list)
     published_at: Mapped[datetime] = _created()
+
+
+# The tables as Core ``Table`` objects (``__table__`` is typed as a FromClause), for the hot
+# statements written on columns rather than mapped classes: an executemany UPDATE of a mapped
+# class would be taken for the ORM's bulk update by primary key, an ORM statement also looks
+# up every returned row in the session's identity map, and the unit of work costs more CPU
+# than the INSERTs themselves.
+Posts = cast(Table, Post.__table__)
+PostTargets = cast(Table, PostTarget.__table__)
+PublishAttempts = cast(Table, PublishAttempt.__table__)

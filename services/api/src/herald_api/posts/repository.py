@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from herald_common.db.models import Post, PostTarget
+from herald_common.db.models import Post, Posts, PostTarget, PostTargets
 from herald_common.statuses import PostStatus
 
 
@@ -23,8 +23,6 @@ class PostWithTargets:
 
 # Built once, as Core statements on the tables: creating posts is the API's hottest write, and
 # the ORM's unit of work cost more CPU than the two INSERTs themselves (bench/README.md, API).
-Posts = cast(Table, Post.__table__)
-PostTargets = cast(Table, PostTarget.__table__)
 _INSERT_POST = insert(Posts).returning(Posts.c.created_at, Posts.c.updated_at)
 _INSERT_TARGETS = insert(PostTargets)
 

@@ -17,13 +17,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
     DateTime,
     Integer,
-    Table,
     TableValuedAlias,
     Text,
     Uuid,
@@ -41,7 +40,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select, Update
 from sqlalchemy.types import TypeEngine
 
-from herald_common.db.models import Post, PostTarget, PublishAttempt, SocialAccount
+from herald_common.db.models import (
+    Post,
+    Posts,
+    PostTarget,
+    PostTargets,
+    PublishAttempts,
+    SocialAccount,
+)
 from herald_common.db.repositories.targets import add_notification
 from herald_common.statuses import (
     CLAIMABLE,
@@ -84,11 +90,6 @@ class ClaimedTarget:
     previous_claimed_at: datetime | None = None
 
 
-# The tables, not the mapped classes: these statements are Core, and an executemany UPDATE
-# of a mapped class would be taken for the ORM's bulk update by primary key.
-PostTargets = cast(Table, PostTarget.__table__)
-Posts = cast(Table, Post.__table__)
-PublishAttempts = cast(Table, PublishAttempt.__table__)
 _TIMESTAMP = DateTime(timezone=True)
 
 

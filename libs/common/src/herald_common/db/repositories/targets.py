@@ -10,9 +10,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,14 +19,12 @@ from herald_common.db.models import (
     Notification,
     Post,
     PostTarget,
+    PostTargets,
 )
 from herald_common.ids import new_id
 from herald_common.statuses import TargetStatus
 
 T = PostTarget.__table__.c
-# The table rather than the mapped class: an ORM update would also look up every returned row
-# in the session's identity map, a third of a pass's CPU for nothing.
-PostTargets = cast(Table, PostTarget.__table__)
 NOTIFY_CHANNEL = "herald_due"
 
 
