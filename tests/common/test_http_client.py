@@ -271,3 +271,15 @@ async def test_closing_the_client_closes_the_connections_the_short_lane_opened(
             break
         await asyncio.sleep(0.02)
     assert not runner.server.connections
+
+
+async def test_a_change_to_the_clients_headers_reaches_the_short_lane(
+    origin: tuple[Origin, str, web.AppRunner],
+) -> None:
+    state, base, _ = origin
+    async with create_http_client(Settings(environment="test")) as client:
+        transport = counted(client)
+        client.headers["X-Deployment"] = "blue"
+        await client.post(f"{base}/echo", json={"status": "x"})
+        assert transport.handled == 0
+    assert state.received[0]["headers"]["x-deployment"] == "blue"  # type: ignore[index]

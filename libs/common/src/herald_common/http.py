@@ -128,8 +128,8 @@ class HeraldClient(httpx.AsyncClient):
     transport's translation) and calls the aiohttp session directly, then returns the same
     ``httpx.Response`` the long way would: same status, headers, decoded body, request and
     mapped errors. That halves the client's CPU per request (bench/README.md). Every other
-    shape (forms, files, query params, per-request auth or redirects, proxies from the
-    environment, a MockTransport in tests) takes httpx's own path unchanged.
+    shape (forms, files, query params, per-request auth or redirects, mounted transports, a
+    MockTransport in tests) takes httpx's own path unchanged.
     """
 
     _no_cookies = _NoCookies()
@@ -138,8 +138,6 @@ class HeraldClient(httpx.AsyncClient):
         super().__init__(**kwargs)
         # Mounted transports (none today) would be bypassed, so they close the lane.
         self._short_lane = session if not self._mounts else None
-        self._base_headers = CIMultiDict(self.headers.multi_items())
-        self._aiohttp_timeout = _client_timeout(self.timeout)
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -149,15 +147,6 @@ class HeraldClient(httpx.AsyncClient):
     def cookies(self, cookies: Any) -> None:
         if cookies:
             raise ValueError("Herald's HTTP client keeps no cookies")
-
-    @property
-    def headers(self) -> httpx.Headers:
-        return super().headers
-
-    @headers.setter
-    def headers(self, headers: HeaderTypes) -> None:
-        httpx.AsyncClient.headers.fset(self, headers)  # type: ignore[attr-defined]
-        self._base_headers = CIMultiDict(self.headers.multi_items())
 
     async def request(
         self,
@@ -177,8 +166,8 @@ class HeraldClient(httpx.AsyncClient):
         extensions: RequestExtensions | None = None,
     ) -> httpx.Response:
         short = (
-            self._short_lane is not None
-            and isinstance(url, str)
+            isinstance(url, str)
+            and self._short_lane is not None
             and url.startswith(("https://", "http://"))
             and (content is None or isinstance(content, bytes))
             and data is None
@@ -193,14 +182,14 @@ class HeraldClient(httpx.AsyncClient):
             and not self.base_url.raw_host
             and not any(self.event_hooks.values())
         )
-        if not (short and isinstance(url, str)):
+        if not short:
             return await super().request(
                 method, url, content=content, data=data, files=files, json=json,
                 params=params, headers=headers, cookies=cookies, auth=auth,
                 follow_redirects=follow_redirects, timeout=timeout, extensions=extensions,
             )  # fmt: skip
         body = content if isinstance(content, bytes) else None
-        return await self._short_request(method, url, body, json, headers, timeout)
+        return await self._short_request(method, str(url), body, json, headers, timeout)
 
     async def aclose(self) -> None:
         await super().aclose()
@@ -225,7 +214,9 @@ class HeraldClient(httpx.AsyncClient):
         timeout: TimeoutTypes | UseClientDefault,  # noqa: ASYNC109 (httpx's)
     ) -> httpx.Response:
         assert self._short_lane is not None
-        sent = self._base_headers.copy()
+        # The client's headers and timeout are read per request, as httpx does, so a change
+        # to either (client.headers["X"] = ..., client.timeout = ...) reaches both lanes.
+        sent = CIMultiDict(self.headers.multi_items())
         if headers:
             sent.update(httpx.Headers(headers).multi_items())
         body = content
@@ -234,10 +225,8 @@ class HeraldClient(httpx.AsyncClient):
             sent.setdefault("Content-Type", "application/json")
         if body == b"":
             body = None
-        client_timeout = (
-            self._aiohttp_timeout
-            if isinstance(timeout, UseClientDefault)
-            else _client_timeout(httpx.Timeout(timeout))
+        client_timeout = _client_timeout(
+            self.timeout if isinstance(timeout, UseClientDefault) else httpx.Timeout(timeout)
         )
         method = method.upper()
         request = httpx.Request(method, _parsed_url(url), headers=list(sent.items()), content=body)
