@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import publishing
-from bench.common import note, write_result
+from bench.common import note, result_name, write_result
 
 Runner = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -32,16 +32,6 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     return parser, runners
 
 
-def _result_name(name: str, args: argparse.Namespace) -> str:
-    """Runs with several processes keep results of their own (``spike_2_publishers``,
-    ``api_2_workers``) beside the one-process ones, in summary.json too."""
-    for option in ("publishers", "workers"):
-        count = getattr(args, option, 1)
-        if count != 1:
-            return f"{name}_{count}_{option}"
-    return name
-
-
 def main(argv: list[str] | None = None) -> None:
     parser, runners = _parser()
     args = parser.parse_args(argv)
@@ -49,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         bench_args = parser.parse_args([name]) if args.benchmark == "all" else args
         result = runners[name](bench_args)
-        path = write_result(_result_name(name, bench_args), result)
+        path = write_result(result_name(name, bench_args), result)
         note(f"{name}: results in {path}")
 
 

@@ -8,6 +8,7 @@ their own OS processes, started through their console scripts as production does
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import math
@@ -197,7 +198,7 @@ def memory_mib(pid: int) -> dict[str, float]:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _component(pid: str) -> str | None:
+def _component(pid: int) -> str | None:
     """Which part of the stack a process is, by its command line; None for the rest."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -217,23 +218,28 @@ def _component(pid: str) -> str | None:
     return None
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU time (user + system) used so far by each part of the stack, summed over its
-    processes, plus ``machine busy`` and ``machine total`` (all cores) from /proc/stat.
-    Two snapshots subtracted say where the cores went between them."""
-    used: dict[str, float] = {}
+def _processes() -> Iterator[tuple[int, int, float]]:
+    """Every live process as (pid, parent pid, CPU seconds used so far, user + system)."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
-            continue
-        name = _component(pid)
-        if name is None:
             continue
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        # utime and stime are fields 14 and 15 of stat(5); [2] after the command is field 3.
-        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        # After the command come fields 3 onwards of stat(5): ppid is 4, utime 14, stime 15.
+        yield int(pid), int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) used so far by each part of the stack, summed over its
+    processes, plus ``machine busy`` and ``machine total`` (all cores) from /proc/stat.
+    Two snapshots subtracted say where the cores went between them."""
+    used: dict[str, float] = {}
+    for pid, _, seconds in _processes():
+        name = _component(pid)
+        if name is not None:
+            used[name] = used.get(name, 0.0) + seconds
     with open("/proc/stat") as stat:
         cpu = [int(v) for v in stat.readline().split()[1:]]
     idle = cpu[3] + cpu[4]  # idle + iowait
@@ -247,15 +253,9 @@ def tree_cpu_seconds(root: int) -> float:
     (uvicorn's worker processes, say, whose command lines do not name the service)."""
     parents: dict[int, int] = {}
     used: dict[int, float] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        parents[int(pid)] = int(fields[1])
-        used[int(pid)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    for pid, parent, seconds in _processes():
+        parents[pid] = parent
+        used[pid] = seconds
 
     def in_tree(pid: int) -> bool:
         while pid > 1:
@@ -452,6 +452,16 @@ def print_table(title: str, rows: Sequence[tuple[str, object]]) -> None:
             shown = str(value)
         print(f"{name:>{width}}  {shown}")
     sys.stdout.flush()
+
+
+def result_name(name: str, args: argparse.Namespace) -> str:
+    """Runs with several processes keep results (and pictures) of their own
+    (``spike_2_publishers``, ``api_2_workers``) beside the one-process ones."""
+    for option in ("publishers", "workers"):
+        count = getattr(args, option, 1)
+        if count != 1:
+            return f"{name}_{count}_{option}"
+    return name
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:

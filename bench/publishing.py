@@ -44,6 +44,7 @@ from bench.common import (
     note,
     print_table,
     reset_arrivals,
+    result_name,
     seed_targets,
     service_env,
     spawn,
@@ -374,8 +375,7 @@ def spike(args: argparse.Namespace) -> dict[str, Any]:
             rows,
         )
         png = plot_publishing(
-            RESULTS
-            / ("spike.png" if args.publishers == 1 else f"spike_{args.publishers}_publishers.png"),
+            RESULTS / f"{result_name('spike', args)}.png",
             f"spike: {n:,} posts over {accounts:,} accounts due at the same second "
             f"(fake platform latency {args.latency_ms:g} ms)",
             run.lateness,
