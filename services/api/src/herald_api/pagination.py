@@ -6,11 +6,17 @@ import base64
 import binascii
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Annotated, TypeVar
+
+from fastapi import Query
 
 from herald_api.problems import FieldProblem, ProblemError
 
 T = TypeVar("T")
+
+# The query parameters of every paged list: where to continue, and how many per page.
+CursorQuery = Annotated[str | None, Query(max_length=64)]
+LimitQuery = Annotated[int, Query(ge=1, le=100)]
 
 
 def decode_cursor(cursor: str | None) -> uuid.UUID | None:

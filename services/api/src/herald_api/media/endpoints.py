@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Response, status
+from fastapi import APIRouter, File, Response, status
 
 from herald_api.deps import ResourcesDep, SessionDep, WorkspaceDep
 from herald_api.media import service
 from herald_api.media.schemas import MediaOut, MediaPage, MediaUpload
-from herald_api.pagination import decode_cursor, page
+from herald_api.pagination import CursorQuery, LimitQuery, decode_cursor, page
 from herald_api.problems import CONFLICT, NOT_FOUND, ProblemError, problem_doc
 from herald_common.db.models import Media
 
@@ -52,8 +52,8 @@ async def upload_media(
 async def list_media(
     session: SessionDep,
     workspace_id: WorkspaceDep,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
 ) -> MediaPage:
     """The workspace's pictures, newest first, a page at a time."""
     fetched = await service.list_media(session, workspace_id, decode_cursor(cursor), limit + 1)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 
 from herald_api.deps import SessionDep, WorkspaceDep
-from herald_api.pagination import decode_cursor, page
+from herald_api.pagination import CursorQuery, LimitQuery, decode_cursor, page
 from herald_api.posts.schemas import UtcDatetime
 from herald_api.problems import NOT_FOUND, ProblemError
 from herald_common import clock
@@ -46,8 +46,8 @@ async def list_notifications(
     session: SessionDep,
     workspace_id: WorkspaceDep,
     unread: Annotated[bool, Query(description="Only notifications not yet read.")] = False,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
 ) -> NotificationPage:
     """The workspace's notifications, newest first."""
     query = select(Notification).where(Notification.workspace_id == workspace_id)

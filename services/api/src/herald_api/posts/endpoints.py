@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from herald_api.deps import SessionDep, WorkspaceDep, resources_of
-from herald_api.pagination import decode_cursor, page
+from herald_api.pagination import CursorQuery, LimitQuery, decode_cursor, page
 from herald_api.posts import service
 from herald_api.posts.repository import PostWithTargets
 from herald_api.posts.schemas import (
@@ -124,8 +124,8 @@ async def list_posts(
     scheduled_to: Annotated[
         Rfc3339 | None, Query(description="Scheduled before (RFC 3339).")
     ] = None,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
 ) -> PostPage:
     """Posts of the workspace, newest first, a page at a time."""
     for name, value in (("scheduled_from", scheduled_from), ("scheduled_to", scheduled_to)):
