@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import httpx
 from arq.connections import RedisSettings, create_pool
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -79,6 +80,23 @@ def spawn(entry_point: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start a Herald service the way production does: its console script, its own process."""
     script = os.path.join(os.path.dirname(sys.executable), entry_point)
     return subprocess.Popen([script], env=env)
+
+
+async def wait_ready(processes: list[subprocess.Popen[bytes]], probe_urls: list[str]) -> None:
+    """Wait until every spawned service answers 200 on its /readyz (each was given its own
+    ``HERALD_METRICS_PORT``); fail at once if one of them exits."""
+    async with httpx.AsyncClient(timeout=5) as http:
+
+        async def ready() -> bool:
+            for process in processes:
+                assert process.poll() is None, f"{process.args!r} exited with {process.returncode}"
+            try:
+                answers = [await http.get(f"{url}/readyz") for url in probe_urls]
+            except httpx.TransportError:
+                return False  # not listening yet
+            return all(answer.status_code == 200 for answer in answers)
+
+        await wait_for(ready)
 
 
 def stop(processes: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:

@@ -13,7 +13,7 @@ from herald_common.db.models import PostTarget
 from herald_common.settings import Settings
 from tests.conftest import Tenant, free_port
 from tests.factories import insert_due_targets
-from tests.services import service_env, spawn, stop, wait_for
+from tests.services import service_env, spawn, stop, wait_for, wait_ready
 
 
 def metric_value(text: str, series: str) -> float | None:
@@ -38,18 +38,8 @@ async def test_workers_serve_probes_and_metrics_and_the_api_sees_the_publisher(
     ]
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     try:
+        await wait_ready(processes, list(urls.values()))
         async with httpx.AsyncClient(timeout=5) as http:
-
-            async def ready() -> bool:
-                for process in processes:
-                    assert process.poll() is None, f"{process.args!r} exited"
-                try:
-                    answers = [await http.get(f"{url}/readyz") for url in urls.values()]
-                except httpx.TransportError:
-                    return False  # not listening yet
-                return all(answer.status_code == 200 for answer in answers)
-
-            await wait_for(ready)
             for url in urls.values():
                 assert (await http.get(f"{url}/healthz")).json()["status"] == "ok"
 

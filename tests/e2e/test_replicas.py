@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common.db.models import PostTarget, PublishAttempt, SandboxPublication
 from herald_common.settings import Settings
-from tests.conftest import Tenant
+from tests.conftest import Tenant, free_port
 from tests.factories import insert_due_targets
-from tests.services import service_env, spawn, stop, wait_for
+from tests.services import service_env, spawn, stop, wait_for, wait_ready
 
 TARGETS = 500
 
@@ -21,13 +21,26 @@ TARGETS = 500
 async def test_two_schedulers_and_two_publishers_publish_each_target_once(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
 ) -> None:
-    due = datetime.now(UTC) + timedelta(seconds=2)
+    # Both publishers answer /readyz (their poll loops turn) before anything falls due, and
+    # jobs of 10 make 50 jobs, more than one worker runs at once (max_jobs 10): neither copy
+    # can drain the spike alone before the other starts.
+    ports = [free_port(), free_port()]
+    env = service_env(
+        settings, HERALD_PUBLISHER_PLATFORMS="sandbox", HERALD_PUBLISHER_JOB_SIZE="10"
+    )
+    processes = [spawn("herald-scheduler", env) for _ in range(2)]
+    processes += [
+        spawn("herald-publisher", {**env, "HERALD_METRICS_PORT": str(port)}) for port in ports
+    ]
+    try:
+        await wait_ready(processes[2:], [f"http://127.0.0.1:{port}" for port in ports])
+    except BaseException:
+        stop(processes)
+        raise
+    due = datetime.now(UTC) + timedelta(seconds=1)
     target_ids = await insert_due_targets(
         sessions, tenant.workspace_id, count=TARGETS, accounts=20, due_at=due
     )
-    env = service_env(settings, HERALD_PUBLISHER_PLATFORMS="sandbox")
-    processes = [spawn("herald-scheduler", env) for _ in range(2)]
-    processes += [spawn("herald-publisher", env) for _ in range(2)]
 
     async def all_published() -> bool:
         for process in processes:
