@@ -200,6 +200,38 @@ async def test_token_for_reads_nothing_until_the_token_is_due(
     assert len(server.token_requests) == 2
 
 
+async def test_each_stored_token_is_decrypted_once_per_process(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    http: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cipher = TokenCipher.from_settings(settings)
+    decrypted: list[bytes] = []
+    real_decrypt = TokenCipher.decrypt
+
+    def counting(self: TokenCipher, token: bytes) -> str:
+        decrypted.append(token)
+        return real_decrypt(self, token)
+
+    monkeypatch.setattr(TokenCipher, "decrypt", counting)
+    tokens = refresher(settings, sessions, redis, http)
+    account_id = uuid.uuid4()
+    old, new = cipher.encrypt("old-token"), cipher.encrypt("new-token")
+    for _ in range(3):  # ten posts of one account in a spike: one decryption
+        assert await tokens.token_for(account_id, "mastodon", old, None) == "old-token"
+    assert decrypted == [old]
+    # A refreshed (or re-encrypted) token is a new ciphertext: decrypted, never the old answer.
+    assert await tokens.token_for(account_id, "mastodon", new, None) == "new-token"
+    assert decrypted == [old, new]
+    # Damaged ciphertext still holds the account, every time it is met (failures are not kept).
+    for _ in range(2):
+        with pytest.raises(AuthExpired, match="cannot be decrypted"):
+            await tokens.token_for(account_id, "mastodon", b"gAAAAA-damaged", None)
+    assert decrypted[2:] == [b"gAAAAA-damaged"] * 2
+
+
 async def test_the_publisher_refreshes_an_expiring_token_before_it_publishes(
     x_settings: Settings,
     server: FakeOAuthServer,
