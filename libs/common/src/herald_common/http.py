@@ -229,7 +229,7 @@ class HeraldClient(httpx.AsyncClient):
             self.timeout if isinstance(timeout, UseClientDefault) else httpx.Timeout(timeout)
         )
         method = method.upper()
-        request = httpx.Request(method, _parsed_url(url), headers=list(sent.items()), content=body)
+        request = _request_as_httpx_builds_it(method, _parsed_url(url), sent, body)
         started = time.perf_counter()
         with map_aiohttp_exceptions():
             async with self._short_lane().request(
@@ -256,6 +256,29 @@ class HeraldClient(httpx.AsyncClient):
                 response.reason_phrase,
             )  # fmt: skip
         return response
+
+
+def _request_as_httpx_builds_it(
+    method: str, url: httpx.URL, sent: CIMultiDict[str], body: bytes | None
+) -> httpx.Request:
+    """The ``httpx.Request`` the long way reports for this call, with the headers httpx adds
+    (``Host`` first; ``Content-Length`` after the others, or ``0`` first for a bodiless
+    POST/PUT/PATCH), built in one pass: ``Request(content=...)`` re-reads and rebuilds its
+    headers three times, ~8 % of the publisher's CPU per post in the spike."""
+    first: list[tuple[str, str]] = []
+    items = list(sent.items())
+    if "Host" not in sent:
+        first.append(("Host", url.netloc.decode("ascii")))
+    if "Content-Length" not in sent and "Transfer-Encoding" not in sent:
+        if body:
+            items.append(("Content-Length", str(len(body))))
+        elif method in ("POST", "PUT", "PATCH"):
+            first.append(("Content-Length", "0"))
+    request = httpx.Request(
+        method, url, headers=first + items, stream=httpx.ByteStream(body or b"")
+    )
+    request.read()
+    return request
 
 
 def _aiohttp_session(settings: Settings) -> _SharedSession:
