@@ -456,7 +456,10 @@ def print_table(title: str, rows: Sequence[tuple[str, object]]) -> None:
 
 def result_name(name: str, args: argparse.Namespace) -> str:
     """Runs with several processes keep results (and pictures) of their own
-    (``spike_2_publishers``, ``api_2_workers``) beside the one-process ones."""
+    (``spike_2_publishers``, ``api_2_workers``) beside the one-process ones, and so do
+    spikes without the plain loops (``spike_herald_only``)."""
+    if getattr(args, "no_loops", False):
+        name += "_herald_only"
     for option in ("publishers", "workers"):
         count = getattr(args, option, 1)
         if count != 1:

@@ -362,14 +362,17 @@ def spike(args: argparse.Namespace) -> dict[str, Any]:
             },
             publishers=args.publishers, profile_s=args.profile,
         )  # fmt: skip
-        note("spike: plain loops")
-        loops = await plain_loops(base, n, accounts, concurrency)
+        loops = []
+        if not args.no_loops:
+            note("spike: plain loops")
+            loops = await plain_loops(base, n, accounts, concurrency)
         herald_rate = n / run.drain_s if run.drain_s > 0 else 0.0
-        best = max(loops, key=lambda r: r.rate)
+        best = max(loops, key=lambda r: r.rate, default=None)
         rows = _herald_rows(run, "s")
         rows += [("Herald throughput (posts/s)", herald_rate)]
         rows += [(f"{r.name} (posts/s)", r.rate) for r in loops]
-        rows += [(f"Herald / {best.name}", herald_rate / best.rate)]
+        if best is not None:
+            rows += [(f"Herald / {best.name}", herald_rate / best.rate)]
         print_table(
             f"spike: {n:,} targets / {accounts:,} accounts, fake latency {args.latency_ms} ms",
             rows,
@@ -392,8 +395,8 @@ def spike(args: argparse.Namespace) -> dict[str, Any]:
                 r.name: {"posts_per_s": r.rate, "seconds": r.seconds, "errors": r.errors}
                 for r in loops
             },
-            "herald_over_fastest_loop": herald_rate / best.rate,
-            "fastest_loop": best.name,
+            "herald_over_fastest_loop": None if best is None else herald_rate / best.rate,
+            "fastest_loop": None if best is None else best.name,
             "plot": str(png),
             "lateness": run.lateness,
         }
@@ -470,6 +473,9 @@ def add_arguments(
         "--job-size", type=int, default=defaults.publisher_job_size, help="targets per job"
     )
     spike_parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds")
+    spike_parser.add_argument(
+        "--no-loops", action="store_true", help="Herald alone, no plain loops (quick A/B runs)"
+    )
     steady_parser.add_argument("--duration", type=float, default=120.0)
     steady_parser.add_argument("--interval", type=float, default=0.1)
     steady_parser.add_argument("--accounts", type=int, default=100)

@@ -264,7 +264,7 @@ def _request_as_httpx_builds_it(
     """The ``httpx.Request`` the long way reports for this call, with the headers httpx adds
     (``Host`` first; ``Content-Length`` after the others, or ``0`` first for a bodiless
     POST/PUT/PATCH), built in one pass: ``Request(content=...)`` re-reads and rebuilds its
-    headers three times, ~8 % of the publisher's CPU per post in the spike."""
+    headers three times (~15 µs against ~7 µs here, measured on the bench machine)."""
     first: list[tuple[str, str]] = []
     items = list(sent.items())
     if "Host" not in sent:
