@@ -17,15 +17,17 @@ from herald_common.settings import Settings
 
 
 @contextmanager
-def json_logs(service: str) -> Iterator[io.StringIO]:
+def json_logs(service: str, log_level: str = "INFO") -> Iterator[io.StringIO]:
     """Log as a production ``service`` would, into a buffer; undone afterwards so other tests
     keep structlog's defaults."""
     buffer = io.StringIO()
-    root = logging.getLogger()
-    handlers, level, stderr = list(root.handlers), root.level, sys.stderr
+    root, httpx = logging.getLogger(), logging.getLogger("httpx")
+    handlers, level, httpx_level, stderr = list(root.handlers), root.level, httpx.level, sys.stderr
     sys.stderr = buffer
     try:
-        configure_logging(Settings(environment="test", log_format="json"), service)
+        configure_logging(
+            Settings(environment="test", log_format="json", log_level=log_level), service
+        )
         # A logger cached while the buffer is stderr would keep writing to it afterwards.
         structlog.configure(cache_logger_on_first_use=False)
         yield buffer
@@ -35,6 +37,7 @@ def json_logs(service: str) -> Iterator[io.StringIO]:
         structlog.contextvars.clear_contextvars()
         root.handlers[:] = handlers
         root.setLevel(level)
+        httpx.setLevel(httpx_level)
 
 
 def log_lines(buffer: io.StringIO) -> list[dict[str, Any]]:

@@ -259,6 +259,7 @@ async def test_credentials_never_reach_the_logs(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # its request lines, URLs and all
     caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
     fake = FakePlatform(
         {

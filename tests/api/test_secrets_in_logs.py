@@ -44,6 +44,7 @@ async def test_no_secret_appears_in_the_logs_across_a_whole_flow(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # its request lines, URLs and all
     # SQLAlchemy holds its own loggers at WARNING; statements and parameters at INFO.
     caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
     mail = LoggedAndKept(settings)

@@ -8,10 +8,12 @@ import json
 import logging
 from collections.abc import Iterator
 
+import hypothesis
 import pytest
 import structlog
+from hypothesis import strategies as st
 
-from herald_common.logging import REDACTED, redact_text
+from herald_common.logging import _SECRET_VALUES, REDACTED, _mask, redact_text
 from tests.logs import json_logs, log_lines
 
 FAKE_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
@@ -66,6 +68,23 @@ def test_secrets_are_redacted_by_key_and_by_value(captured: io.StringIO) -> None
     assert theirs["event"] == f"request with Bearer {REDACTED} failed"
 
 
+def test_outbound_request_lines_are_written_at_debug_only() -> None:
+    """httpx's line per request would be one per post in a spike (bench/README.md)."""
+    request = (
+        'HTTP Request: POST https://api.telegram.org/bot12:AAsecret/sendMessage "HTTP/1.1 200 OK"'
+    )
+    httpx_log = logging.getLogger("httpx")
+    with json_logs("publisher") as info:
+        httpx_log.info(request)
+        httpx_log.warning("upstream kept the connection open")
+    with json_logs("publisher", log_level="DEBUG") as debug:
+        httpx_log.info(request)
+    assert [line["event"] for line in log_lines(info)] == ["upstream kept the connection open"]
+    [line] = log_lines(debug)
+    assert line["event"].startswith("HTTP Request: POST https://api.telegram.org/bot[redacted]/")
+    assert "AAsecret" not in debug.getvalue()
+
+
 def test_traceback_text_is_redacted(captured: io.StringIO) -> None:
     log = structlog.get_logger("herald.test")
     try:
@@ -92,3 +111,19 @@ def test_traceback_text_is_redacted(captured: io.StringIO) -> None:
 )
 def test_redact_text(text: str, expected: str) -> None:
     assert redact_text(text) == expected
+
+
+# Fragments of every credential shape, and near misses, glued together at random.
+_FRAGMENTS = st.sampled_from(
+    [
+        "Bearer ", "bEaReR\t", "bearer", "hk_", "hr_", "hi_", "h_", "eyJ", "eyj", "/bot", "/bot12:",
+        "/webhooks/", "/webhooks/99/", "abcDEF123", "-_.~+/", "==", ":", " ", "x", "é",
+    ]
+)  # fmt: skip
+
+
+@hypothesis.given(st.lists(_FRAGMENTS | st.text(max_size=8), max_size=12).map("".join))
+def test_the_quick_first_look_never_lets_a_secret_through(text: str) -> None:
+    """redact_text skips the full pattern when a cheaper one finds nothing: on any text it
+    must still redact exactly what the full pattern does."""
+    assert redact_text(text) == _SECRET_VALUES.sub(_mask, text)
