@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from collections.abc import Callable
 from typing import Any
 
 from bench import publishing
-from bench.common import note, result_name, write_result
+from bench.common import LOGS, note, result_name, write_result
 
 Runner = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     parser, runners = _parser()
     args = parser.parse_args(argv)
     names = list(runners) if args.benchmark == "all" else [args.benchmark]
+    shutil.rmtree(LOGS, ignore_errors=True)  # the services' logs of this run only
+    note(f"the services log into {LOGS}")
     for name in names:
         bench_args = parser.parse_args([name]) if args.benchmark == "all" else args
         result = runners[name](bench_args)

@@ -147,22 +147,30 @@ def bench_settings(database_url: str, redis_url: str, **update: Any) -> Settings
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """Production defaults except where a benchmark says otherwise."""
+    """Production defaults except where a benchmark says otherwise: logging too (JSON at
+    production's default level), since a log line per post is part of what a post costs."""
     return {
         **os.environ,
         "HERALD_ENVIRONMENT": "test",
         "HERALD_DATABASE_URL": settings.database_url,
         "HERALD_REDIS_URL": settings.redis_url,
-        "HERALD_LOG_LEVEL": "WARNING",
+        "HERALD_LOG_LEVEL": Settings.model_fields["log_level"].default,
         "HERALD_LOG_FORMAT": "json",
         "HERALD_METRICS_PORT": "0",
         **extra,
     }
 
 
+LOGS = RESULTS / "logs"
+
+
 def spawn(entry_point: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A service by its console script, as production starts it; what it logs is appended to
+    bench/results/logs/<service>.log (a file, as a container runtime collects it)."""
+    LOGS.mkdir(parents=True, exist_ok=True)
     script = os.path.join(os.path.dirname(sys.executable), entry_point)
-    return subprocess.Popen([script], env=env)
+    with open(LOGS / f"{entry_point}.log", "ab") as log:
+        return subprocess.Popen([script], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def spawn_module(args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
