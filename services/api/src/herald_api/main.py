@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,6 +24,7 @@ from herald_api.resources import open_resources
 from herald_api.sandbox import endpoints as sandbox
 from herald_api.workspaces import endpoints as workspaces
 from herald_common.logging import configure_logging
+from herald_common.loop import freeze_startup_objects
 from herald_common.settings import Settings, get_settings
 
 
@@ -84,14 +84,6 @@ def worker_app() -> FastAPI:
     app = create_app(settings)
     freeze_startup_objects()
     return app
-
-
-def freeze_startup_objects() -> None:
-    """Take what start-up built (modules, routes, schemas: alive as long as the process) out
-    of the garbage collector's sight. Every full collection walked all of it, a pause of about
-    250 ms every thousand requests or so under load (bench/README.md, API)."""
-    gc.collect()
-    gc.freeze()
 
 
 def main() -> None:
