@@ -56,9 +56,11 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     monkeypatch.setattr(api_main, "configure_logging", lambda *_: None)
     monkeypatch.delenv(MULTIPROCESS_DIR_ENV, raising=False)
     get_settings.cache_clear()
+    thresholds = gc.get_threshold()
     yield calls
     get_settings.cache_clear()
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def test_one_worker_serves_the_app_itself(

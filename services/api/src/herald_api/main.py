@@ -24,7 +24,7 @@ from herald_api.resources import open_resources
 from herald_api.sandbox import endpoints as sandbox
 from herald_api.workspaces import endpoints as workspaces
 from herald_common.logging import configure_logging
-from herald_common.loop import freeze_startup_objects
+from herald_common.loop import settle_garbage_collector
 from herald_common.settings import Settings, get_settings
 
 
@@ -82,7 +82,7 @@ def worker_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings, "api")
     app = create_app(settings)
-    freeze_startup_objects()
+    settle_garbage_collector()
     return app
 
 
@@ -91,7 +91,7 @@ def main() -> None:
     configure_logging(settings, "api")
     if settings.api_workers == 1:
         app = create_app(settings)
-        freeze_startup_objects()
+        settle_garbage_collector()
         _serve(app, settings)
         return
     # Several processes need the app by name (each builds its own) and shared metric files.

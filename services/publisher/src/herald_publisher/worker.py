@@ -26,7 +26,7 @@ from herald_common.accounts.refresh import TokenRefresher
 from herald_common.db.engine import create_engine, create_session_factory
 from herald_common.http import create_http_client
 from herald_common.logging import configure_logging, get_logger
-from herald_common.loop import freeze_startup_objects
+from herald_common.loop import settle_garbage_collector
 from herald_common.platforms.registry import PLATFORM_NAMES, build_platforms
 from herald_common.probe_server import start_probe_server
 from herald_common.queue import PUBLISH_TARGETS, deserialize, queue_name, serialize
@@ -124,7 +124,7 @@ async def serve(settings: Settings) -> None:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
-        freeze_startup_objects()
+        settle_garbage_collector()
         log.info("publisher started", platforms=settings.publisher_platforms)
         try:
             results = await asyncio.gather(

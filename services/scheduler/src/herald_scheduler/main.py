@@ -19,7 +19,7 @@ from herald_common import loop
 from herald_common.db.engine import create_engine, create_session_factory
 from herald_common.db.repositories.targets import NOTIFY_CHANNEL
 from herald_common.logging import configure_logging, get_logger
-from herald_common.loop import freeze_startup_objects
+from herald_common.loop import settle_garbage_collector
 from herald_common.probe_server import start_probe_server
 from herald_common.settings import Settings, get_settings
 from herald_scheduler.enqueue import enqueue_due
@@ -105,7 +105,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, scheduler.stop)
     probes = await start_probe_server(settings, "scheduler", scheduler_probes(settings, redis))
-    freeze_startup_objects()
+    settle_garbage_collector()
     log.info("scheduler started", horizon_seconds=settings.scheduler_horizon_seconds)
     try:
         await scheduler.run()
