@@ -476,7 +476,8 @@ def result_name(name: str, args: argparse.Namespace) -> str:
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
-    """bench/results/<name>.json (ignored by git) and the benchmark's entry in summary.json."""
+    """bench/results/<name>.json (ignored by git) and, except for A/B runs, the benchmark's
+    entry in summary.json."""
     RESULTS.mkdir(exist_ok=True)
     result = {
         "benchmark": name,
@@ -487,6 +488,8 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if "_herald_only" in name:
+        return path  # a quick A/B run (spike --no-loops), not a number for the README
     summary_path = RESULTS / "summary.json"
     summary: dict[str, Any] = {}
     if summary_path.exists():
