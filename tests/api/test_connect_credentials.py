@@ -210,6 +210,47 @@ async def test_the_body_must_match_the_platform(settings: Settings, tenant: Tena
         assert_problem(missing, 422)
 
 
+@pytest.mark.parametrize(
+    ("platform", "body", "field"),
+    [
+        # Tokens travel in a header or a URL path: only visible ASCII can (found by the fuzzer:
+        # a pasted token with other characters was a 500).
+        (
+            "mastodon",
+            {"instance_url": "https://m.example", "access_token": "tok\U000d431ben"},
+            "MastodonCredentials.access_token",
+        ),
+        (
+            "mastodon",
+            {"instance_url": "https://m.example", "access_token": "two words"},
+            "MastodonCredentials.access_token",
+        ),
+        (
+            "telegram",
+            {"bot_token": "123:ABC\u00e9", "chat_id": "@news"},
+            "TelegramCredentials.bot_token",
+        ),
+        (
+            "telegram",
+            {"bot_token": "123:ABC/../x", "chat_id": "@news"},
+            "TelegramCredentials.bot_token",
+        ),
+    ],
+)
+async def test_tokens_a_platform_could_not_be_sent_are_refused_at_the_edge(
+    settings: Settings, tenant: Tenant, platform: str, body: dict[str, str], field: str
+) -> None:
+    async with herald(settings) as http:
+        response = await http.post(
+            f"/v1/accounts/connect/{platform}", json=body, headers=tenant.headers
+        )
+    assert_problem(response, 422, field)  # the field, under the body shape it belongs to
+    [problem] = [e for e in response.json()["errors"] if e["field"] == field]
+    assert "must be" in problem["message"]
+    secret = body[field.split(".")[1]]
+    assert secret not in response.text  # a secret is never echoed
+
+
 @pytest.mark.parametrize("role", [Role.EDITOR, Role.VIEWER])
 async def test_only_admins_connect_and_disconnect(
     settings: Settings, tenant: Tenant, sessions: async_sessionmaker[AsyncSession], role: Role

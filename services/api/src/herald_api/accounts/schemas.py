@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from herald_api.posts.schemas import UtcDatetime
 from herald_common.statuses import AccountStatus
@@ -81,13 +82,44 @@ class BlueskyCredentials(BaseModel):
     )
 
 
+def _token_shaped(pattern: str, shape: str) -> AfterValidator:
+    """A check of a secret's characters (pydantic's SecretStr takes no ``pattern``); the
+    pattern is also written into the OpenAPI schema. Tokens travel in an Authorization header
+    or a URL path, where other characters cannot go (a 500 or a request to another path)."""
+    compiled = re.compile(pattern)
+
+    def check(value: SecretStr) -> SecretStr:
+        if compiled.fullmatch(value.get_secret_value()) is None:
+            raise ValueError(f"must be {shape}")
+        return value
+
+    return AfterValidator(check)
+
+
+# Telegram's documented shape: the bot's id, a colon, then the secret.
+TELEGRAM_BOT_TOKEN = r"^\d+:[A-Za-z0-9_-]+$"  # noqa: S105 (a pattern, not a password)
+# RFC 6750's b64token, the characters a bearer token may have.
+BEARER_TOKEN = r"^[A-Za-z0-9\-._~+/]+=*$"  # noqa: S105 (a pattern, not a password)
+
+BotToken = Annotated[
+    SecretStr,
+    Field(min_length=1, max_length=200, json_schema_extra={"pattern": TELEGRAM_BOT_TOKEN}),
+    _token_shaped(TELEGRAM_BOT_TOKEN, "a bot token from @BotFather, like 123456:ABC-def"),
+]
+BearerToken = Annotated[
+    SecretStr,
+    Field(min_length=1, max_length=500, json_schema_extra={"pattern": BEARER_TOKEN}),
+    _token_shaped(BEARER_TOKEN, "an access token: letters, digits and - . _ ~ + / only, no spaces"),
+]
+
+
 class TelegramCredentials(BaseModel):
     """A bot token from @BotFather and the chat it posts to (the bot must be a member, an
     administrator for channels). Checked with ``getMe`` and ``getChat``."""
 
     model_config = ConfigDict(extra="forbid", title="TelegramCredentials")
 
-    bot_token: SecretStr = Field(min_length=1, max_length=200)
+    bot_token: BotToken
     chat_id: str = Field(
         min_length=1, max_length=100, pattern=r"^(-?\d+|@\w+)$", examples=["@herald_news"]
     )
@@ -127,7 +159,7 @@ class MastodonCredentials(BaseModel):
     instance_url: str = Field(
         max_length=500, pattern=INSTANCE_URL_PATTERN, examples=["https://mastodon.social"]
     )
-    access_token: SecretStr = Field(min_length=1, max_length=500)
+    access_token: BearerToken
 
 
 ConnectCredentials = (
