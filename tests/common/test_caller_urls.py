@@ -113,6 +113,13 @@ async def test_a_name_that_does_not_resolve_is_refused() -> None:
         ("https://mastodon.example/?q=1", "only the server"),
         ("https://", "has no host"),
         ("https://mastodon.example:99999", "not a valid URL"),
+        # Host names an HTTP client cannot send (found by the fuzzer: a 500).
+        ("https://\x01p%)\x13S\u00f74.example", "host name that is not valid"),
+        ("https://mast'odon.example", "host name that is not valid"),
+        ("https://-mastodon.example", "host name that is not valid"),
+        ("https://mastodon-.example", "host name that is not valid"),
+        ("https://" + "a" * 64 + ".example", "host name that is not valid"),
+        ("https://a..b", "host name that is not valid"),
     ],
 )
 async def test_urls_that_are_not_plain_https_servers_are_refused(url: str, why: str) -> None:
@@ -130,6 +137,12 @@ async def test_dev_and_test_allow_local_http_servers_but_never_userinfo() -> Non
             await checked_origin("http://u:p@127.0.0.1:8080", environment=environment)
         with pytest.raises(RefusedURL):
             await checked_origin("ftp://127.0.0.1", environment=environment)
+
+
+def test_international_host_names_are_kept_in_their_ascii_form() -> None:
+    assert origin("https://M\u00fcnchen.example", allow_http=False) == (
+        "https://xn--mnchen-3ya.example"
+    )
 
 
 def test_origin_is_one_spelling_per_server() -> None:
