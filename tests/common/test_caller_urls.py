@@ -120,6 +120,8 @@ async def test_a_name_that_does_not_resolve_is_refused() -> None:
         ("https://mastodon-.example", "host name that is not valid"),
         ("https://" + "a" * 64 + ".example", "host name that is not valid"),
         ("https://a..b", "host name that is not valid"),
+        ("https://\U0008a921\u00cf", "host name that is not valid"),  # no IDNA 2008 name
+        ("https://xn--gda50854i", "host name that is not valid"),  # nor in its xn-- form
     ],
 )
 async def test_urls_that_are_not_plain_https_servers_are_refused(url: str, why: str) -> None:
