@@ -251,6 +251,29 @@ async def test_tokens_a_platform_could_not_be_sent_are_refused_at_the_edge(
     assert secret not in response.text  # a secret is never echoed
 
 
+@pytest.mark.parametrize(
+    "webhook_url",
+    [
+        "https://[discord.com/api/webhooks/111/abc",  # not a URL: urlsplit raises
+        "https://discord.com/api/webhooks/\u0661\u0662\u0663/abc",  # digits, but not ASCII ones
+        "https://discord.com/api/webhooks/111/t\u00f6k\u00e9n",
+    ],
+)
+async def test_webhook_urls_discord_never_issues_are_refused_without_asking_it(
+    settings: Settings, tenant: Tenant, webhook_url: str
+) -> None:
+    fake = FakePlatform({})  # any request to it would fail the test
+    async with herald(settings, fake) as http:
+        response = await http.post(
+            "/v1/accounts/connect/discord",
+            json={"webhook_url": webhook_url},
+            headers=tenant.headers,
+        )
+    assert_problem(response, 422)
+    assert response.json()["type"].endswith("/credentials-refused")
+    assert fake.requests == []
+
+
 @pytest.mark.parametrize("role", [Role.EDITOR, Role.VIEWER])
 async def test_only_admins_connect_and_disconnect(
     settings: Settings, tenant: Tenant, sessions: async_sessionmaker[AsyncSession], role: Role

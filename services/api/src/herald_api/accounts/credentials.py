@@ -29,7 +29,8 @@ _EXPECTED: dict[str, type[Any]] = {
     "discord": DiscordCredentials,
     "mastodon": MastodonCredentials,
 }
-_WEBHOOK = re.compile(r"/api(?:/v\d+)?/webhooks/(?P<id>\d+)/(?P<token>[\w-]+)")
+# ASCII only: Discord's ids are digits and its tokens base64url.
+_WEBHOOK = re.compile(r"/api(?:/v\d+)?/webhooks/(?P<id>\d+)/(?P<token>[\w-]+)/?$", re.ASCII)
 
 
 def refused(platform: str, why: str) -> ProblemError:
@@ -154,7 +155,10 @@ async def _telegram(resources: Resources, body: TelegramCredentials) -> Connecti
 
 async def _discord(resources: Resources, body: DiscordCredentials) -> Connection:
     url = body.webhook_url.get_secret_value().split("?", 1)[0]
-    match = _WEBHOOK.search(urlsplit(url).path)
+    try:
+        match = _WEBHOOK.search(urlsplit(url).path)
+    except ValueError:  # not a URL at all (an unclosed IPv6 bracket, say)
+        match = None
     if match is None:
         raise refused("discord", "a webhook URL looks like https://discord.com/api/webhooks/…")
     base = resources.settings.discord_api_base.rstrip("/")
