@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Coroutine
+import signal
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -19,6 +21,21 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     except ImportError:  # pragma: no cover - Windows
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+@contextmanager
+def stop_signals(handler: Callable[[], object]) -> Iterator[None]:
+    """While inside, SIGTERM (a pod being stopped) and SIGINT (Ctrl-C) call ``handler`` on the
+    running event loop; on the way out the handlers are removed, so a caller that embeds the
+    service (a test) has its signals back."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, handler)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
 
 # Allocations (less deallocations) between two collections of the youngest generation;

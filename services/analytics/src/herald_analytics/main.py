@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -13,6 +12,7 @@ from sqlalchemy import text
 from herald_common import clock
 from herald_common.db.engine import create_engine
 from herald_common.logging import configure_logging, get_logger
+from herald_common.loop import stop_signals
 from herald_common.probe_server import LoopHealth, Probes, start_probe_server
 from herald_common.settings import Settings, get_settings
 
@@ -26,34 +26,32 @@ async def serve(settings: Settings) -> None:
     engine = create_engine(settings)
     redis = Redis.from_url(settings.redis_url)
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    live, ready = CHECKS.checks(settings.health_stall_seconds)
-    probes = await start_probe_server(
-        settings, "analytics", Probes({"loop": live}, {"loop": ready})
-    )
-    log.info("analytics started")
-    try:
-        while not stopping.is_set():
-            try:
-                async with engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
-                # A heartbeat others (the API's /readyz, probes) can read.
-                await redis.set(
-                    HEARTBEAT_KEY, clock.now().isoformat(), ex=int(3 * HEALTH_INTERVAL_SECONDS)
-                )
-                CHECKS.record(ok=True)
-            except Exception as exc:  # reported, then tried again next interval
-                CHECKS.record(ok=False)
-                log.warning("analytics health check failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), HEALTH_INTERVAL_SECONDS)
-    finally:
-        await probes.stop()
-        await redis.aclose()
-        await engine.dispose()
-        log.info("analytics stopped")
+    with stop_signals(stopping.set):
+        live, ready = CHECKS.checks(settings.health_stall_seconds)
+        probes = await start_probe_server(
+            settings, "analytics", Probes({"loop": live}, {"loop": ready})
+        )
+        log.info("analytics started")
+        try:
+            while not stopping.is_set():
+                try:
+                    async with engine.connect() as connection:
+                        await connection.execute(text("SELECT 1"))
+                    # A heartbeat others (the API's /readyz, probes) can read.
+                    await redis.set(
+                        HEARTBEAT_KEY, clock.now().isoformat(), ex=int(3 * HEALTH_INTERVAL_SECONDS)
+                    )
+                    CHECKS.record(ok=True)
+                except Exception as exc:  # reported, then tried again next interval
+                    CHECKS.record(ok=False)
+                    log.warning("analytics health check failed", error=type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), HEALTH_INTERVAL_SECONDS)
+        finally:
+            await probes.stop()
+            await redis.aclose()
+            await engine.dispose()
+            log.info("analytics stopped")
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from herald_common.accounts.refresh import TokenRefresher
 from herald_common.db.engine import create_engine, create_session_factory
 from herald_common.http import create_http_client
 from herald_common.logging import configure_logging, get_logger
-from herald_common.loop import settle_garbage_collector
+from herald_common.loop import settle_garbage_collector, stop_signals
 from herald_common.platforms.registry import PLATFORM_NAMES, build_platforms
 from herald_common.probe_server import start_probe_server
 from herald_common.queue import PUBLISH_TARGETS, deserialize, queue_name, serialize
@@ -122,17 +122,12 @@ async def serve(settings: Settings) -> None:
                     loop.create_task(stop_workers(workers, settings.publisher_grace_seconds))
                 )
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        settle_garbage_collector()
-        log.info("publisher started", platforms=settings.publisher_platforms)
-        try:
+        with stop_signals(on_signal):
+            settle_garbage_collector()
+            log.info("publisher started", platforms=settings.publisher_platforms)
             results = await asyncio.gather(
                 *(w.async_run() for w in workers), return_exceptions=True
             )
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("worker stopped with an error", error=repr(result))

@@ -7,7 +7,6 @@ take the same target, and deterministic job ids make a repeated enqueue harmless
 from __future__ import annotations
 
 import asyncio
-import signal
 from typing import Any
 
 import asyncpg
@@ -19,7 +18,7 @@ from herald_common import loop
 from herald_common.db.engine import create_engine, create_session_factory
 from herald_common.db.repositories.targets import NOTIFY_CHANNEL
 from herald_common.logging import configure_logging, get_logger
-from herald_common.loop import settle_garbage_collector
+from herald_common.loop import settle_garbage_collector, stop_signals
 from herald_common.probe_server import start_probe_server
 from herald_common.settings import Settings, get_settings
 from herald_scheduler.enqueue import enqueue_due
@@ -101,21 +100,17 @@ async def serve(settings: Settings) -> None:
     engine = create_engine(settings)
     redis = Redis.from_url(settings.redis_url)
     scheduler = Scheduler(settings, create_session_factory(engine), redis)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, scheduler.stop)
-    probes = await start_probe_server(settings, "scheduler", scheduler_probes(settings, redis))
-    settle_garbage_collector()
-    log.info("scheduler started", horizon_seconds=settings.scheduler_horizon_seconds)
-    try:
-        await scheduler.run()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        await probes.stop()
-        await redis.aclose()
-        await engine.dispose()
-        log.info("scheduler stopped")
+    with stop_signals(scheduler.stop):
+        probes = await start_probe_server(settings, "scheduler", scheduler_probes(settings, redis))
+        settle_garbage_collector()
+        log.info("scheduler started", horizon_seconds=settings.scheduler_horizon_seconds)
+        try:
+            await scheduler.run()
+        finally:
+            await probes.stop()
+            await redis.aclose()
+            await engine.dispose()
+            log.info("scheduler stopped")
 
 
 def main() -> None:
