@@ -462,12 +462,16 @@ def print_table(title: str, rows: Sequence[tuple[str, object]]) -> None:
     sys.stdout.flush()
 
 
+# The suffix of quick A/B runs (spike --no-loops): results of their own, never in summary.json.
+HERALD_ONLY = "_herald_only"
+
+
 def result_name(name: str, args: argparse.Namespace) -> str:
     """Runs with several processes keep results (and pictures) of their own
     (``spike_2_publishers``, ``api_2_workers``) beside the one-process ones, and so do
     spikes without the plain loops (``spike_herald_only``)."""
     if getattr(args, "no_loops", False):
-        name += "_herald_only"
+        name += HERALD_ONLY
     for option in ("publishers", "workers"):
         count = getattr(args, option, 1)
         if count != 1:
@@ -488,7 +492,7 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    if "_herald_only" in name:
+    if HERALD_ONLY in name:
         return path  # a quick A/B run (spike --no-loops), not a number for the README
     summary_path = RESULTS / "summary.json"
     summary: dict[str, Any] = {}
