@@ -1,4 +1,4 @@
-"""HTTP for posts: thin; the behaviour lives in service.py."""
+"""HTTP for posts: thin; the behaviour lives in service.py, the checks in validation.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from herald_api.deps import SessionDep, WorkspaceDep, resources_of
 from herald_api.pagination import CursorQuery, LimitQuery, decode_cursor, page
-from herald_api.posts import service
+from herald_api.posts import service, validation
+from herald_api.posts.context import PostContext
 from herald_api.posts.repository import PostWithTargets
 from herald_api.posts.schemas import (
     PostCreate,
@@ -21,7 +22,6 @@ from herald_api.posts.schemas import (
     Rfc3339,
     TargetOut,
 )
-from herald_api.posts.service import PostContext
 from herald_api.problems import CONFLICT, NOT_FOUND, PRECONDITION, FieldProblem, ProblemError
 from herald_common.statuses import PostStatus, TargetStatus
 
@@ -108,7 +108,7 @@ async def create_post(
 async def validate_post(ctx: ContextDep, data: PostValidate) -> PostValidation:
     """Check a post against every target platform's rules without saving it: every problem,
     per target, with a field path. Create and update refuse the same problems with 422."""
-    problems = await service.validate_post(ctx, data)
+    problems = await validation.validate_post(ctx, data)
     return PostValidation(valid=not problems, problems=problems)
 
 

@@ -2,7 +2,8 @@
 
 Each public function is one transaction: it reads under row locks, decides, writes, and
 commits. Wake-ups for the scheduler ride on the same transaction (NOTIFY is delivered at
-commit), so the scheduler never looks before the rows are visible.
+commit), so the scheduler never looks before the rows are visible. Whether a post may be
+scheduled as it is lives in validation.py.
 """
 
 from __future__ import annotations
@@ -10,54 +11,40 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from herald_api.media import service as media_service
 from herald_api.posts import repository
+from herald_api.posts.context import PostContext
 from herald_api.posts.repository import PostWithTargets
-from herald_api.posts.schemas import PostCreate, PostUpdate, PostValidate, TargetIn
-from herald_api.posts.timing import TimingError, resolve_scheduled_at
+from herald_api.posts.schemas import PostCreate, PostUpdate, TargetIn
+from herald_api.posts.validation import (
+    as_target_in,
+    check_publishable,
+    invalid,
+    resolve_accounts,
+    resolve_media,
+    resolve_time,
+)
 from herald_api.problems import FieldProblem, ProblemError
 from herald_common import clock
 from herald_common.db.models import Post, PostTarget
-from herald_common.db.repositories.accounts import AccountBrief, account_briefs
 from herald_common.db.repositories.targets import notify_scheduler
 from herald_common.ids import new_id
-from herald_common.platforms.base import Media, Platform, PostContent
-from herald_common.settings import Settings
 from herald_common.statuses import (
     EDITABLE,
-    AccountStatus,
     PostStatus,
     TargetStatus,
     check_transition,
     derive_post_status,
 )
 
-# A scheduled time this far in the past is still accepted (clock skew, slow clients); older
-# ones are refused, since publish-now says that intent plainly.
-PAST_GRACE = timedelta(minutes=1)
 RETRYABLE = frozenset({TargetStatus.FAILED, TargetStatus.UNKNOWN})
-
-
-@dataclass(frozen=True, slots=True)
-class PostContext:
-    session: AsyncSession
-    workspace_id: uuid.UUID
-    settings: Settings
-    platforms: dict[str, Platform]
 
 
 def _not_found() -> ProblemError:
     return ProblemError(404, "post-not-found", "No post with this id in this workspace.")
-
-
-def _invalid(problems: Sequence[FieldProblem]) -> ProblemError:
-    return ProblemError(422, "invalid-post", "The post cannot be scheduled as it is.", problems)
 
 
 async def get_post(ctx: PostContext, post_id: uuid.UUID) -> PostWithTargets:
@@ -105,11 +92,11 @@ async def create_post(
         replay = await _replay(ctx, idempotency_key, request_hash)
         if replay is not None:
             return replay, False
-    scheduled_at = _resolve_time(data.scheduled_at, data.timezone)
-    accounts = await _resolve_accounts(ctx, data.targets)
-    media = await _resolve_media(ctx, data.media_ids)
+    scheduled_at = resolve_time(data.scheduled_at, data.timezone)
+    accounts = await resolve_accounts(ctx, data.targets)
+    media = await resolve_media(ctx, data.media_ids)
     if not data.draft:
-        _check_publishable(ctx, data.content, media, data.targets, accounts)
+        check_publishable(ctx, data.content, media, data.targets, accounts)
     post = Post(
         id=new_id(),
         workspace_id=ctx.workspace_id,
@@ -181,44 +168,39 @@ async def update_post(
         )
     fields = data.model_fields_set
     if "timezone" in fields and "scheduled_at" not in fields:
-        raise _invalid([FieldProblem(field="scheduled_at", message="Give it with timezone.")])
+        raise invalid([FieldProblem(field="scheduled_at", message="Give it with timezone.")])
     if data.content is not None:
         post.content = data.content
     if data.media_ids is not None:
         post.media_ids = list(data.media_ids)
-    media = await _resolve_media(ctx, post.media_ids)
+    media = await resolve_media(ctx, post.media_ids)
     if "scheduled_at" in fields:
-        post.scheduled_at = _resolve_time(data.scheduled_at, data.timezone)
+        post.scheduled_at = resolve_time(data.scheduled_at, data.timezone)
         post.timezone = data.timezone
     draft = data.draft if data.draft is not None else post.status == PostStatus.DRAFT
     if not draft and post.scheduled_at is None:
-        raise _invalid([FieldProblem(field="scheduled_at", message="Required to schedule.")])
+        raise invalid([FieldProblem(field="scheduled_at", message="Required to schedule.")])
     if data.targets is not None:
         targets = await _replace_targets(ctx, post, targets, data.targets)
     live = [t for t in targets if t.status != TargetStatus.CANCELLED]
     if not draft:
-        accounts = await _resolve_accounts(ctx, [_target_in(t) for t in live])
-        _check_publishable(ctx, post.content, media, [_target_in(t) for t in live], accounts)
+        accounts = await resolve_accounts(ctx, [as_target_in(t) for t in live])
+        check_publishable(ctx, post.content, media, [as_target_in(t) for t in live], accounts)
     return await _reschedule(ctx, post, targets, draft=draft)
 
 
 async def publish_now(ctx: PostContext, post_id: uuid.UUID) -> PostWithTargets:
     post, targets = await _lock_for_change(ctx, post_id)
     live = [t for t in targets if t.status in EDITABLE]
-    accounts = await _resolve_accounts(ctx, [_target_in(t) for t in live])
-    media = await _resolve_media(ctx, post.media_ids)
-    _check_publishable(ctx, post.content, media, [_target_in(t) for t in live], accounts)
+    accounts = await resolve_accounts(ctx, [as_target_in(t) for t in live])
+    media = await resolve_media(ctx, post.media_ids)
+    check_publishable(ctx, post.content, media, [as_target_in(t) for t in live], accounts)
     post.scheduled_at = clock.now()
     return await _reschedule(ctx, post, targets, draft=False)
 
 
 async def cancel_post(ctx: PostContext, post_id: uuid.UUID) -> PostWithTargets:
-    post = await repository.get_post(ctx.session, ctx.workspace_id, post_id, lock=True)
-    if post is None:
-        raise _not_found()
-    targets = (await repository.targets_of(ctx.session, ctx.workspace_id, [post.id], lock=True))[
-        post.id
-    ]
+    post, targets = await _lock_post(ctx, post_id)
     _refuse_while_publishing(targets)
     post.revision += 1
     for target in targets:
@@ -232,12 +214,7 @@ async def cancel_post(ctx: PostContext, post_id: uuid.UUID) -> PostWithTargets:
 
 async def _lock_for_change(ctx: PostContext, post_id: uuid.UUID) -> tuple[Post, list[PostTarget]]:
     """Lock a post and its targets for an edit, refusing posts that can no longer change."""
-    post = await repository.get_post(ctx.session, ctx.workspace_id, post_id, lock=True)
-    if post is None:
-        raise _not_found()
-    targets = (await repository.targets_of(ctx.session, ctx.workspace_id, [post.id], lock=True))[
-        post.id
-    ]
+    post, targets = await _lock_post(ctx, post_id)
     _refuse_while_publishing(targets)
     if post.status == PostStatus.CANCELLED:
         raise ProblemError(409, "post-cancelled", "The post was cancelled.")
@@ -250,6 +227,15 @@ async def _lock_for_change(ctx: PostContext, post_id: uuid.UUID) -> tuple[Post, 
             "the post can no longer be changed.",
         )
     return post, targets
+
+
+async def _lock_post(ctx: PostContext, post_id: uuid.UUID) -> tuple[Post, list[PostTarget]]:
+    """The post and its targets, locked for the rest of the transaction, or a 404."""
+    post = await repository.get_post(ctx.session, ctx.workspace_id, post_id, lock=True)
+    if post is None:
+        raise _not_found()
+    targets = await repository.targets_of(ctx.session, ctx.workspace_id, [post.id], lock=True)
+    return post, targets[post.id]
 
 
 def _refuse_while_publishing(targets: Sequence[PostTarget]) -> None:
@@ -285,7 +271,7 @@ async def _reschedule(
 async def _replace_targets(
     ctx: PostContext, post: Post, current: list[PostTarget], wanted: list[TargetIn]
 ) -> list[PostTarget]:
-    accounts = await _resolve_accounts(ctx, wanted)
+    accounts = await resolve_accounts(ctx, wanted)
     by_account = {t.account_id: t for t in current}
     for target_in in wanted:
         target = by_account.get(target_in.account_id)
@@ -320,151 +306,6 @@ def move(target: PostTarget, status: TargetStatus) -> None:
     target.status = status
 
 
-def _target_in(target: PostTarget) -> TargetIn:
-    return TargetIn(
-        account_id=target.account_id,
-        content=target.content_override,
-        thread=list(target.thread or []),
-        content_warning=target.content_warning,
-        visibility=target.visibility,
-    )
-
-
-def _resolve_time(scheduled_at: datetime | None, timezone: str | None) -> datetime | None:
-    if scheduled_at is None:
-        if timezone is not None:
-            raise _invalid([FieldProblem(field="scheduled_at", message="Give it with timezone.")])
-        return None
-    try:
-        resolved = resolve_scheduled_at(scheduled_at, timezone)
-    except TimingError as exc:
-        raise _invalid([exc.problem]) from None
-    if resolved < clock.now() - PAST_GRACE:
-        raise _invalid(
-            [
-                FieldProblem(
-                    field="scheduled_at",
-                    message="The time is in the past; use publish-now to publish at once.",
-                )
-            ]
-        )
-    return resolved
-
-
-async def _resolve_accounts(
-    ctx: PostContext, targets: Sequence[TargetIn]
-) -> dict[uuid.UUID, AccountBrief]:
-    accounts, problems = await _account_problems(ctx, targets)
-    if problems:
-        raise _invalid(problems)
-    return accounts
-
-
-async def _account_problems(
-    ctx: PostContext, targets: Sequence[TargetIn]
-) -> tuple[dict[uuid.UUID, AccountBrief], list[FieldProblem]]:
-    accounts = await account_briefs(ctx.session, ctx.workspace_id, [t.account_id for t in targets])
-    problems = []
-    for i, target in enumerate(targets):
-        account = accounts.get(target.account_id)
-        if account is None:
-            problems.append(
-                FieldProblem(
-                    field=f"targets[{i}].account_id",
-                    message="No account with this id in this workspace.",
-                )
-            )
-        elif account.status != AccountStatus.ACTIVE:
-            problems.append(
-                FieldProblem(
-                    field=f"targets[{i}].account_id",
-                    message=f"The account is {account.status.replace('_', ' ')}; reconnect it.",
-                )
-            )
-    return accounts, problems
-
-
-async def _resolve_media(ctx: PostContext, media_ids: Sequence[uuid.UUID]) -> list[Media]:
-    media, problems = await media_service.resolve(ctx.session, ctx.workspace_id, media_ids)
-    if problems:
-        raise _invalid(problems)
-    return media
-
-
-def _check_publishable(
-    ctx: PostContext,
-    content: str,
-    media: Sequence[Media],
-    targets: Sequence[TargetIn],
-    accounts: dict[uuid.UUID, AccountBrief],
-) -> None:
-    """Run each target's platform rules on the text and pictures it will publish."""
-    problems = _content_problems(ctx, content, media, targets, accounts)
-    if problems:
-        raise _invalid(problems)
-
-
-def _content_problems(
-    ctx: PostContext,
-    content: str,
-    media: Sequence[Media],
-    targets: Sequence[TargetIn],
-    accounts: dict[uuid.UUID, AccountBrief],
-) -> list[FieldProblem]:
-    """Problems with the post's own fields (``content``, ``media_ids[i]``) keep their path,
-    their message naming the platform; the others are the target's (``targets[i]...``)."""
-    problems: list[FieldProblem] = []
-    for i, target in enumerate(targets):
-        if target.account_id not in accounts:
-            continue  # reported as an account problem
-        platform = ctx.platforms[accounts[target.account_id].platform]
-        text = target.content if target.content is not None else content
-        text_path = f"targets[{i}].content" if target.content is not None else "content"
-        found = platform.validate(
-            PostContent(
-                text=text,
-                media=tuple(media),
-                thread=tuple(target.thread),
-                content_warning=target.content_warning,
-                visibility=target.visibility,
-            )
-        )
-        problems += [
-            FieldProblem(field=_path(problem.field, text_path, i), message=problem.message)
-            for problem in found
-        ]
-    return problems
-
-
-def _path(field: str, text_path: str, target: int) -> str:
-    if field == "content":
-        return text_path
-    if field == "media_ids" or field.startswith("media_ids["):
-        return field
-    return f"targets[{target}].{field}"
-
-
-async def validate_post(ctx: PostContext, data: PostValidate) -> list[FieldProblem]:
-    """Every problem that would stop this post from being scheduled, for every target at once.
-    Writes nothing."""
-    problems: list[FieldProblem] = []
-    if data.scheduled_at is not None or data.timezone is not None:
-        try:
-            _resolve_time(data.scheduled_at, data.timezone)
-        except ProblemError as exc:
-            problems += exc.errors
-    accounts, account_problems = await _account_problems(ctx, data.targets)
-    media, media_problems = await media_service.resolve(
-        ctx.session, ctx.workspace_id, data.media_ids
-    )
-    return (
-        problems
-        + account_problems
-        + media_problems
-        + _content_problems(ctx, data.content, media, data.targets, accounts)
-    )
-
-
 async def _notify_if_due(ctx: PostContext, post: Post) -> None:
     horizon = timedelta(seconds=ctx.settings.scheduler_horizon_seconds)
     if (
@@ -478,12 +319,7 @@ async def _notify_if_due(ctx: PostContext, post: Post) -> None:
 async def retry_target(
     ctx: PostContext, post_id: uuid.UUID, target_id: uuid.UUID
 ) -> PostWithTargets:
-    post = await repository.get_post(ctx.session, ctx.workspace_id, post_id, lock=True)
-    if post is None:
-        raise _not_found()
-    targets = (await repository.targets_of(ctx.session, ctx.workspace_id, [post.id], lock=True))[
-        post.id
-    ]
+    post, targets = await _lock_post(ctx, post_id)
     target = next((t for t in targets if t.id == target_id), None)
     if target is None:
         raise ProblemError(404, "target-not-found", "The post has no target with this id.")
@@ -493,9 +329,9 @@ async def retry_target(
             "target-not-retryable",
             f"Only failed or unknown targets can be retried; this one is {target.status}.",
         )
-    accounts = await _resolve_accounts(ctx, [_target_in(target)])
-    media = await _resolve_media(ctx, post.media_ids)
-    _check_publishable(ctx, post.content, media, [_target_in(target)], accounts)
+    accounts = await resolve_accounts(ctx, [as_target_in(target)])
+    media = await resolve_media(ctx, post.media_ids)
+    check_publishable(ctx, post.content, media, [as_target_in(target)], accounts)
     post.revision += 1
     move(target, TargetStatus.PENDING)
     target.revision = post.revision
