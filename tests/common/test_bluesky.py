@@ -23,7 +23,8 @@ from herald_common.platforms.base import (
     PostContent,
     PublishRequest,
 )
-from herald_common.platforms.bluesky import Bluesky, record_key
+from herald_common.platforms.bluesky import Bluesky
+from herald_common.platforms.bluesky_record_key import record_key
 from herald_common.platforms.errors import (
     AuthExpired,
     OutcomeUnknown,
@@ -373,8 +374,10 @@ async def test_an_expired_access_token_is_refreshed_not_logged_in_again(
     bluesky: Bluesky, alice: Account, calls: list[str]
 ) -> None:
     await bluesky.publish(publish_request(alice, "before"))
-    [(key, session)] = [(k, s) for k, s in bluesky._sessions.items() if k[0] == alice.account_id]
-    bluesky._sessions[key] = replace(session, access_jwt=session.access_jwt[:-4] + "AAAA")
+    [(key, session)] = [
+        (k, s) for k, s in bluesky.sessions._sessions.items() if k[0] == alice.account_id
+    ]
+    bluesky.sessions._sessions[key] = replace(session, access_jwt=session.access_jwt[:-4] + "AAAA")
 
     await bluesky.publish(publish_request(alice, "after"))
 

@@ -2,19 +2,15 @@
 idempotency mechanism through deterministic record keys.
 
 An account is a handle plus an app password (stored as its access token); ``instance_url`` is
-its PDS when not the ``HERALD_BLUESKY_API_BASE`` default. The adapter logs in with
-``com.atproto.server.createSession`` once per account and process, keeps the session, renews
-it with ``refreshSession`` when the access token expires, and logs in again only when the
-refresh token no longer works: createSession is limited to 30 per 5 minutes and 300 per day
-per account (docs.bsky.app/docs/advanced-guides/rate-limits), so logging in per post would
-lock the account out.
+its PDS when not the ``HERALD_BLUESKY_API_BASE`` default. Its session (one login per account
+and process, renewed rather than repeated, within createSession's own limit) is kept by
+bluesky_session.py; what XRPC answers mean is in bluesky_xrpc.py.
 
-Idempotency: every post's record key (``rkey``) is derived from the target, so a retry writes
-the same record key. A PDS refuses to create a record whose key exists (today with a 500,
-bluesky-social/atproto#3718; an explicit error is proposed in #4728), so a retry collides
-instead of posting twice, and :meth:`Bluesky.find_published` is an exact
-``com.atproto.repo.getRecord`` of that key. Keys are valid TIDs (the post lexicon's key type),
-built from the target id's UUIDv7 time, so they also sort like ordinary posts.
+Idempotency: every post's record key (``rkey``) is derived from the target
+(bluesky_record_key.py), so a retry writes the same record key. A PDS refuses to create a
+record whose key exists (today with a 500, bluesky-social/atproto#3718; an explicit error is
+proposed in #4728), so a retry collides instead of posting twice, and
+:meth:`Bluesky.find_published` is an exact ``com.atproto.repo.getRecord`` of that key.
 
 Pictures go on the first post of a thread as an ``app.bsky.embed.images`` embed. Each is
 uploaded first with ``com.atproto.repo.uploadBlob``, which answers with a blob reference (its
@@ -26,26 +22,17 @@ same blob instead of uploading it again. A PDS keeps an unreferenced upload only
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
-from uuid import UUID
 
 import httpx
 
 from herald_common import clock
-from herald_common.http import (
-    TRANSPORT_ERRORS,
-    json_object,
-    retry_after_seconds,
-    transport_failure,
-)
+from herald_common.http import TRANSPORT_ERRORS, json_object, transport_failure
 from herald_common.platforms.base import (
     ContentProblem,
     Media,
@@ -57,13 +44,10 @@ from herald_common.platforms.base import (
     media_problems,
     unsupported,
 )
-from herald_common.platforms.errors import (
-    AuthExpired,
-    OutcomeUnknown,
-    RateLimited,
-    Rejected,
-    Transient,
-)
+from herald_common.platforms.bluesky_record_key import record_key
+from herald_common.platforms.bluesky_session import Sessions
+from herald_common.platforms.bluesky_xrpc import error_text, is_error, raise_for_error
+from herald_common.platforms.errors import OutcomeUnknown, Rejected, Transient
 from herald_common.platforms.text import (
     Facet,
     bluesky_facets,
@@ -83,20 +67,6 @@ MAX_BYTES = 3000
 MAX_IMAGES = 4
 MAX_IMAGE_BYTES = 1_000_000
 IMAGES_EMBED = "app.bsky.embed.images"
-DEFAULT_RETRY_AFTER_SECONDS = 60.0
-MIN_RETRY_AFTER_SECONDS = 1.0
-# TID encoding (atproto.com/specs/tid): 13 characters of base32-sortable.
-_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
-_CLOCK_ID_BITS = 10
-# Session errors that mean "log in again" rather than "the request was wrong".
-_EXPIRED = ("ExpiredToken", "InvalidToken", "AuthenticationRequired")
-
-
-@dataclass(frozen=True, slots=True)
-class _Session:
-    did: str
-    access_jwt: str
-    refresh_jwt: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +83,6 @@ class Bluesky(Platform):
         RateLimit("writes", capacity=5000, per_seconds=3600, scope="account", cost=3),
         RateLimit("writes_daily", capacity=35_000, per_seconds=24 * 3600, scope="account", cost=3),
     )
-    # Same page: createSession is limited per handle to 30 per 5 minutes (and 300 per day).
-    # Not a publish bucket (a publish normally reuses its session): the adapter keeps to it.
-    session_limit = RateLimit("createSession", capacity=30, per_seconds=5 * 60)
     # uploadBlob is no record write, so it costs none of the write points above; the PDS
     # limits it on its own, to 1,000 per day per client IP (@atproto/pds
     # api/com/atproto/repo/uploadBlob.js, rateLimit DAY/1000, keyed by req.ip), and answers 429
@@ -131,10 +98,7 @@ class Bluesky(Platform):
         super().__init__(settings, http)
         # Sessions live in the adapter, one per account (and app password) per process: a
         # publisher process logs in once per account, then only refreshes.
-        self._sessions: dict[tuple[UUID, str], _Session] = {}
-        self._locks: dict[tuple[UUID, str], asyncio.Lock] = {}
-        self._logins: dict[tuple[UUID, str], list[float]] = {}
-        self._login_blocked_until: dict[tuple[UUID, str], float] = {}
+        self.sessions = Sessions(settings, http)
 
     def validate(self, content: PostContent) -> list[ContentProblem]:
         problems = []
@@ -240,7 +204,7 @@ class Bluesky(Platform):
     async def _upload_blob(self, request: PublishRequest, item: Media, data: bytes) -> str:
         """Upload one picture; its blob reference as JSON (what Herald remembers)."""
         try:
-            response = await self._xrpc(
+            response = await self.sessions.xrpc(
                 request,
                 "POST",
                 "com.atproto.repo.uploadBlob",
@@ -254,9 +218,10 @@ class Bluesky(Platform):
             # 400 InvalidRequest (an empty or unreadable body), 413 PayloadTooLarge (past the
             # PDS's own upload limit, 50 MB on Bluesky's): another attempt gets the same.
             raise Rejected(
-                f"Bluesky refused the picture ({status}): {_error(response)}", http_status=status
+                f"Bluesky refused the picture ({status}): {error_text(response)}",
+                http_status=status,
             )
-        _raise_for_error(response)
+        raise_for_error(response)
         blob = json_object(response).get("blob")
         if not _is_blob(blob):
             raise OutcomeUnknown(
@@ -267,9 +232,9 @@ class Bluesky(Platform):
     # -- records -------------------------------------------------------------------------------
 
     async def _create(self, request: PublishRequest, rkey: str, record: dict[str, Any]) -> _Record:
-        session = await self._session(request)
+        session = await self.sessions.session(request)
         try:
-            response = await self._xrpc(
+            response = await self.sessions.xrpc(
                 request,
                 "POST",
                 "com.atproto.repo.createRecord",
@@ -290,8 +255,8 @@ class Bluesky(Platform):
             raise OutcomeUnknown(
                 "Bluesky accepted the post but its answer was unreadable", http_status=status
             )
-        error = _error(response)
-        if status == 400 and _is(response, "BlobNotFound"):
+        error = error_text(response)
+        if status == 400 and is_error(response, "BlobNotFound"):
             raise _BlobNotFound(f"Bluesky lost a picture: {error}", http_status=status)
         if status >= 500 or status == 409 or "exist" in error.lower():
             # An earlier attempt may have created this very key: then the PDS refuses the
@@ -299,13 +264,13 @@ class Bluesky(Platform):
             existing = await self._get_record(request, rkey)
             if existing is not None:
                 return existing
-        _raise_for_error(response)
+        raise_for_error(response)
         raise Rejected(f"Bluesky rejected the post ({status}): {error}", http_status=status)
 
     async def _get_record(self, request: PublishRequest, rkey: str) -> _Record | None:
-        session = await self._session(request)
+        session = await self.sessions.session(request)
         try:
-            response = await self._xrpc(
+            response = await self.sessions.xrpc(
                 request,
                 "GET",
                 "com.atproto.repo.getRecord",
@@ -316,7 +281,7 @@ class Bluesky(Platform):
         body = json_object(response)
         if response.status_code == 400 and body.get("error") == "RecordNotFound":
             return None
-        _raise_for_error(response)
+        raise_for_error(response)
         if isinstance(body.get("uri"), str) and isinstance(body.get("cid"), str):
             return _Record(body["uri"], body["cid"])
         raise Transient("Bluesky answered getRecord without the record's uri and cid")
@@ -346,7 +311,7 @@ class Bluesky(Platform):
 
     async def _resolve_handle(self, request: PublishRequest, facet: Facet) -> str | None:
         try:
-            response = await self._xrpc(
+            response = await self.sessions.xrpc(
                 request,
                 "GET",
                 "com.atproto.identity.resolveHandle",
@@ -357,143 +322,9 @@ class Bluesky(Platform):
             raise Transient(f"Bluesky: @{facet.value} could not be resolved: {exc!r}") from exc
         if response.status_code == 400:
             return None  # "Unable to resolve handle": not a Bluesky account
-        _raise_for_error(response)
+        raise_for_error(response)
         did = json_object(response).get("did")
         return did if isinstance(did, str) else None
-
-    # -- sessions ------------------------------------------------------------------------------
-
-    async def _xrpc(
-        self,
-        request: PublishRequest,
-        method: str,
-        nsid: str,
-        *,
-        authenticated: bool = True,
-        headers: Mapping[str, str] | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """One XRPC call; an expired session is renewed once and the call repeated (the PDS
-        refused it before doing anything, so repeating it is safe)."""
-        url = f"{self._api_base(request)}/xrpc/{nsid}"
-        if not authenticated:
-            return await self.http.request(method, url, headers=headers, **kwargs)
-        session = await self._session(request)
-        response = await self.http.request(
-            method, url, headers={**(headers or {}), **_bearer(session)}, **kwargs
-        )
-        if not _session_expired(response):
-            return response
-        session = await self._renew(request, session)
-        return await self.http.request(
-            method, url, headers={**(headers or {}), **_bearer(session)}, **kwargs
-        )
-
-    async def _session(self, request: PublishRequest) -> _Session:
-        key = _session_key(request)
-        session = self._sessions.get(key)
-        if session is not None:
-            return session
-        async with self._lock(key):
-            session = self._sessions.get(key)
-            if session is None:
-                session = await self._create_session(request)
-                self._sessions[key] = session
-            return session
-
-    async def _renew(self, request: PublishRequest, stale: _Session) -> _Session:
-        key = _session_key(request)
-        async with self._lock(key):
-            current = self._sessions.get(key)
-            if current is not None and current != stale:
-                return current  # another task renewed it meanwhile
-            session = await self._refresh_session(request, stale)
-            if session is None:
-                session = await self._create_session(request)
-            self._sessions[key] = session
-            return session
-
-    async def _refresh_session(self, request: PublishRequest, stale: _Session) -> _Session | None:
-        try:
-            response = await self.http.post(
-                f"{self._api_base(request)}/xrpc/com.atproto.server.refreshSession",
-                headers={"Authorization": f"Bearer {stale.refresh_jwt}"},
-            )
-        except TRANSPORT_ERRORS as exc:
-            raise Transient(f"Bluesky: the session could not be refreshed: {exc!r}") from exc
-        if _session_expired(response):
-            return None  # the refresh token expired or was revoked: log in again
-        _raise_for_error(response)
-        return _parse_session(response)
-
-    async def _create_session(self, request: PublishRequest) -> _Session:
-        password = request.account.access_token
-        if not password:
-            raise AuthExpired("Bluesky: the account has no app password; reconnect it")
-        key = _session_key(request)
-        now = time.monotonic()
-        blocked_until = self._login_blocked_until.get(key, 0.0)
-        if blocked_until > now:
-            raise RateLimited(
-                "Bluesky: logging in is rate limited for this account",
-                retry_after=blocked_until - now,
-            )
-        limit = self.session_limit
-        recent = [t for t in self._logins.get(key, []) if now - t < limit.per_seconds]
-        if len(recent) >= limit.capacity:
-            raise RateLimited(
-                f"Bluesky allows {limit.capacity} logins per {int(limit.per_seconds)} s",
-                retry_after=limit.per_seconds - (now - recent[0]),
-            )
-        self._logins[key] = [*recent, now]
-        try:
-            response = await self.http.post(
-                f"{self._api_base(request)}/xrpc/com.atproto.server.createSession",
-                json={"identifier": request.account.handle, "password": password},
-            )
-        except TRANSPORT_ERRORS as exc:
-            raise Transient(f"Bluesky could not be reached to log in: {exc!r}") from exc
-        if response.status_code == 429:
-            wait = _retry_after(response)
-            self._login_blocked_until[key] = now + wait
-        if response.status_code in (400, 401) and not _is(response, "RateLimitExceeded"):
-            raise AuthExpired(
-                f"Bluesky refused the account's app password: {_error(response)}",
-                http_status=response.status_code,
-            )
-        _raise_for_error(response)
-        return _parse_session(response)
-
-    def _lock(self, key: tuple[UUID, str]) -> asyncio.Lock:
-        return self._locks.setdefault(key, asyncio.Lock())
-
-    def _api_base(self, request: PublishRequest) -> str:
-        return (request.account.instance_url or self.settings.bluesky_api_base).rstrip("/")
-
-
-def record_key(request: PublishRequest, part: int = 0) -> str:
-    """The record key of part ``part`` of the post ``request`` creates: the same for every
-    attempt, and a valid TID (atproto.com/specs/tid).
-
-    A TID is 64 bits: a zero, 53 bits of microseconds since the epoch, a 10-bit clock id.
-    The time is the target id's UUIDv7 milliseconds (plus the part number in microseconds,
-    so a thread's parts sort in order); the clock id comes from a hash of the idempotency
-    key, so two targets created in the same millisecond still differ.
-    """
-    digest = hashlib.sha256(f"{request.idempotency_key}:{part}".encode()).digest()
-    target = request.target_id
-    if target.version == 7:
-        micros = (target.int >> 80) * 1000 + part
-    else:
-        # No time in the id (only tests build such requests): any fixed 53-bit value works.
-        micros = int.from_bytes(digest[:8], "big") >> 11
-    clock_id = int.from_bytes(digest[8:10], "big") & ((1 << _CLOCK_ID_BITS) - 1)
-    value = ((micros & ((1 << 53) - 1)) << _CLOCK_ID_BITS) | clock_id
-    chars = []
-    for _ in range(13):
-        chars.append(_TID_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
 
 
 def images_embed(media: Sequence[Media], blobs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -529,77 +360,10 @@ def _is_blob(value: object) -> bool:
     )
 
 
-def _bearer(session: _Session) -> dict[str, str]:
-    return {"Authorization": f"Bearer {session.access_jwt}"}
-
-
 def _published(record: _Record) -> Published:
     # at://{did}/app.bsky.feed.post/{rkey} -> https://bsky.app/profile/{did}/post/{rkey}
     did, _, rkey = record.uri.removeprefix("at://").partition(f"/{POST_COLLECTION}/")
     return Published(remote_id=record.uri, remote_url=f"https://bsky.app/profile/{did}/post/{rkey}")
-
-
-def _session_key(request: PublishRequest) -> tuple[UUID, str]:
-    # A changed app password must not reuse the old password's session.
-    secret = hashlib.sha256((request.account.access_token or "").encode()).hexdigest()
-    return (request.account.account_id, secret)
-
-
-def _parse_session(response: httpx.Response) -> _Session:
-    body = json_object(response)
-    try:
-        return _Session(str(body["did"]), str(body["accessJwt"]), str(body["refreshJwt"]))
-    except KeyError as exc:
-        raise Transient(f"Bluesky answered a login without {exc}") from exc
-
-
-def _session_expired(response: httpx.Response) -> bool:
-    # The PDS answers 400 ExpiredToken for an expired access token and 401 for a bad one.
-    return response.status_code in (400, 401) and any(_is(response, e) for e in _EXPIRED)
-
-
-def _is(response: httpx.Response, error: str) -> bool:
-    return json_object(response).get("error") == error
-
-
-def _raise_for_error(response: httpx.Response) -> None:
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    error = _error(response)
-    if status == 429:
-        raise RateLimited(
-            f"Bluesky rate limit: {error}", retry_after=_retry_after(response), http_status=status
-        )
-    if status in (401, 403) or _session_expired(response):
-        raise AuthExpired(f"Bluesky refused the account ({status}): {error}", http_status=status)
-    if status >= 500 or status == 408:
-        raise Transient(f"Bluesky answered {status}: {error}", http_status=status)
-    # 400 InvalidRequest: the record failed validation (too long, bad facets, ...).
-    raise Rejected(f"Bluesky rejected the post ({status}): {error}", http_status=status)
-
-
-def _error(response: httpx.Response) -> str:
-    """XRPC errors are ``{"error": name, "message": text}`` (atproto.com/specs/xrpc)."""
-    body = json_object(response)
-    name, message = body.get("error"), body.get("message")
-    if isinstance(name, str) or isinstance(message, str):
-        return ": ".join(str(part) for part in (name, message) if part)
-    return response.text.strip()[:200] or response.reason_phrase or str(response.status_code)
-
-
-def _retry_after(response: httpx.Response) -> float:
-    """The PDS announces its reset in ``ratelimit-reset`` (epoch seconds, the IETF
-    RateLimit header draft); ``Retry-After`` when a proxy answered instead."""
-    now = clock.now()
-    reset = response.headers.get("ratelimit-reset")
-    if reset is not None:
-        try:
-            return max(float(reset) - now.timestamp(), MIN_RETRY_AFTER_SECONDS)
-        except ValueError:
-            pass
-    wait = retry_after_seconds(response.headers.get("Retry-After"), now)
-    return DEFAULT_RETRY_AFTER_SECONDS if wait is None else max(wait, MIN_RETRY_AFTER_SECONDS)
 
 
 def _timestamp(moment: datetime) -> str:
