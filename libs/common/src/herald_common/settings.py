@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     # API processes (uvicorn workers) sharing the port. One process is CPU-bound well before
     # Postgres is; each has its own database pool of `database_pool_size` connections.
     api_workers: int = Field(default=1, ge=1, le=64)
+    # Peers whose X-Forwarded-For (and X-Forwarded-Proto) the API believes: addresses or
+    # networks of the reverse proxies in front of it (an ingress controller's pods). None by
+    # default, so a client cannot choose the address its sign-in throttles count against.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The furthest ahead the API accepts a time: post schedules, list filters, and every later
+    # endpoint taking a time (queue slots, recurring rules). Three years and a leap day; a
+    # post further ahead is a typo, not a plan.
+    schedule_max_ahead_days: int = Field(default=1096, ge=1, le=36_500)
 
     # Scheduler: a target is moved into the queue once it is due within the horizon, with an
     # exact deferral, so the queue (not a cron tick) decides when it fires.
@@ -195,10 +203,17 @@ class Settings(BaseSettings):
     login_per_account_seconds: float = 900.0
     signup_per_ip: int = Field(default=10, ge=1)
     signup_per_ip_seconds: float = 3600.0
-    # After this many failed logins in a row the account is locked for `lockout_seconds`
-    # and its owner is told by email.
+    # After this many failed logins in a row from one client IP for one email, that IP is
+    # locked out of that account for `lockout_seconds` (the owner elsewhere is not), and the
+    # owner is told by email.
     lockout_threshold: int = Field(default=5, ge=1)
     lockout_seconds: float = 900.0
+    # The global ceiling: this many failed logins for one email from all IPs within
+    # `lockout_seconds` lock it for every IP that has not signed in to it successfully within
+    # `login_known_source_seconds`, so guessing spread over many addresses stops too while
+    # the owner still gets in from where they signed in before (or by a password reset).
+    lockout_ceiling: int = Field(default=100, ge=1)
+    login_known_source_seconds: float = Field(default=30 * 24 * 3600, gt=0)
     # Mail: `log` writes messages to the log (with their links in dev only); `smtp` sends.
     mail_backend: Literal["log", "smtp"] = "log"
     mail_from: str = "Herald <no-reply@herald.dev>"
@@ -215,6 +230,17 @@ class Settings(BaseSettings):
     # The largest picture POST /v1/media stores (16 MiB: Mastodon's image limit, the largest
     # of the platforms'); each platform's own smaller limit is checked when a post names it.
     media_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # The most memory a stored picture may take once decoded (width x height x bytes per
+    # pixel x frames): what a 40-megapixel RGB photo needs. Stops small files that expand into
+    # huge pictures (decompression bombs) before the API or a platform decodes them.
+    media_max_decoded_bytes: int = Field(default=120_000_000, ge=1024 * 1024)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

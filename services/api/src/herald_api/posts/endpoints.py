@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
@@ -22,7 +23,8 @@ from herald_api.posts.schemas import (
     Rfc3339,
     TargetOut,
 )
-from herald_api.problems import CONFLICT, NOT_FOUND, PRECONDITION, FieldProblem, ProblemError
+from herald_api.problems import CONFLICT, NOT_FOUND, PRECONDITION, ProblemError
+from herald_api.timing import TimingError, accepted_instant
 from herald_common.statuses import PostStatus, TargetStatus
 
 router = APIRouter(prefix="/v1/posts", tags=["posts"])
@@ -128,24 +130,27 @@ async def list_posts(
     limit: LimitQuery = 50,
 ) -> PostPage:
     """Posts of the workspace, newest first, a page at a time."""
-    for name, value in (("scheduled_from", scheduled_from), ("scheduled_to", scheduled_to)):
-        if value is not None and value.tzinfo is None:
-            raise ProblemError(
-                422,
-                "validation-failed",
-                "Times in filters need an offset.",
-                [FieldProblem(field=name, message="Give an offset, e.g. 2026-12-01T00:00:00Z.")],
-            )
     fetched = await service.list_posts(
         ctx,
         statuses=post_status or [],
-        scheduled_from=scheduled_from,
-        scheduled_to=scheduled_to,
+        scheduled_from=_filter_time(ctx, "scheduled_from", scheduled_from),
+        scheduled_to=_filter_time(ctx, "scheduled_to", scheduled_to),
         after_id=decode_cursor(cursor),
         limit=limit + 1,
     )
     items, next_cursor = page(fetched, limit, lambda item: item.post.id)
     return PostPage(items=[to_out(i) for i in items], next_cursor=next_cursor)
+
+
+def _filter_time(ctx: PostContext, name: str, value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return accepted_instant(value, ctx.settings, field=name)
+    except TimingError as exc:
+        raise ProblemError(
+            422, "validation-failed", "A time in the filters is not valid.", [exc.problem]
+        ) from None
 
 
 @router.get("/{post_id:uuid}", response_model=PostOut, responses=NOT_FOUND)

@@ -92,7 +92,7 @@ async def create_post(
         replay = await _replay(ctx, idempotency_key, request_hash)
         if replay is not None:
             return replay, False
-    scheduled_at = resolve_time(data.scheduled_at, data.timezone)
+    scheduled_at = resolve_time(ctx, data.scheduled_at, data.timezone)
     accounts = await resolve_accounts(ctx, data.targets)
     media = await resolve_media(ctx, data.media_ids)
     if not data.draft:
@@ -175,7 +175,7 @@ async def update_post(
         post.media_ids = list(data.media_ids)
     media = await resolve_media(ctx, post.media_ids)
     if "scheduled_at" in fields:
-        post.scheduled_at = resolve_time(data.scheduled_at, data.timezone)
+        post.scheduled_at = resolve_time(ctx, data.scheduled_at, data.timezone)
         post.timezone = data.timezone
     draft = data.draft if data.draft is not None else post.status == PostStatus.DRAFT
     if not draft and post.scheduled_at is None:

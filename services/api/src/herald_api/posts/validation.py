@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from herald_api.media import service as media_service
 from herald_api.posts.context import PostContext
 from herald_api.posts.schemas import PostValidate, TargetIn
-from herald_api.posts.timing import TimingError, resolve_scheduled_at
 from herald_api.problems import FieldProblem, ProblemError
+from herald_api.timing import TimingError, resolve_scheduled_at
 from herald_common import clock
 from herald_common.db.models import PostTarget
 from herald_common.db.repositories.accounts import AccountBrief, account_briefs
@@ -37,7 +37,7 @@ async def validate_post(ctx: PostContext, data: PostValidate) -> list[FieldProbl
     problems: list[FieldProblem] = []
     if data.scheduled_at is not None or data.timezone is not None:
         try:
-            resolve_time(data.scheduled_at, data.timezone)
+            resolve_time(ctx, data.scheduled_at, data.timezone)
         except ProblemError as exc:
             problems += exc.errors
     accounts, account_problems = await _account_problems(ctx, data.targets)
@@ -52,14 +52,16 @@ async def validate_post(ctx: PostContext, data: PostValidate) -> list[FieldProbl
     )
 
 
-def resolve_time(scheduled_at: datetime | None, timezone: str | None) -> datetime | None:
+def resolve_time(
+    ctx: PostContext, scheduled_at: datetime | None, timezone: str | None
+) -> datetime | None:
     """The UTC time a post is scheduled for, refusing one that is missing its half or past."""
     if scheduled_at is None:
         if timezone is not None:
             raise invalid([FieldProblem(field="scheduled_at", message="Give it with timezone.")])
         return None
     try:
-        resolved = resolve_scheduled_at(scheduled_at, timezone)
+        resolved = resolve_scheduled_at(scheduled_at, timezone, ctx.settings)
     except TimingError as exc:
         raise invalid([exc.problem]) from None
     if resolved < clock.now() - PAST_GRACE:
