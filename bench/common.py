@@ -13,6 +13,7 @@ import asyncio
 import json
 import math
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, insert, make_url, select, text
@@ -43,6 +45,11 @@ from herald_common.ids import new_id
 from herald_common.settings import Settings
 from herald_dev.embedded_redis import server_binary
 from herald_dev.stack import open_stack
+
+# Benchmarks run the services in the test environment, which refuses the published
+# development keys as production does: each run makes its own, inherited by every service.
+os.environ.setdefault("HERALD_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+os.environ.setdefault("HERALD_JWT_SIGNING_KEY", secrets.token_urlsafe(48))
 
 RESULTS = Path(__file__).parent / "results"
 TERMINAL = ("published", "failed", "unknown", "cancelled")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import uvicorn
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import make_url, text
@@ -29,6 +31,11 @@ from herald_common.db.migrate import upgrade
 from herald_common.db.models import SocialAccount
 from herald_common.db.repositories.workspaces import add_api_key, create_workspace
 from herald_common.settings import Settings
+
+# The test environment refuses the published development keys, as production does, so each
+# run makes its own; spawned services inherit them (tests/services.py passes os.environ on).
+os.environ.setdefault("HERALD_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+os.environ.setdefault("HERALD_JWT_SIGNING_KEY", secrets.token_urlsafe(48))
 
 # A Redis database of its own so tests never touch data a developer keeps in database 0;
 # HERALD_TEST_REDIS_DB picks another, so two test runs can share one Redis server.

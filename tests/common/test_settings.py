@@ -1,4 +1,4 @@
-"""Settings: read from HERALD_* variables, and refusing unsafe defaults in production."""
+"""Settings: read from HERALD_* variables, and refusing unsafe defaults outside dev."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from herald_common.crypto import TokenCipher
 from herald_common.platforms.registry import PLATFORM_NAMES
-from herald_common.settings import Settings
+from herald_common.settings import DEV_ENCRYPTION_KEY, Environment, Settings
 
 
 def test_lists_are_read_from_comma_separated_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,24 +21,43 @@ def test_lists_are_read_from_comma_separated_variables(monkeypatch: pytest.Monke
     assert settings.publisher_retry_delays_seconds == [1.0, 5.0, 15.0]
 
 
-def test_production_refuses_the_development_encryption_key() -> None:
-    with pytest.raises(ValidationError, match="development key"):
-        Settings(environment="production")
-    Settings(
-        environment="production",
-        encryption_keys=[Fernet.generate_key().decode()],
-        jwt_signing_key=secrets.token_urlsafe(48),
-    )
+def fernet_key() -> str:
+    return Fernet.generate_key().decode()
 
 
+def jwt_key() -> str:
+    return secrets.token_urlsafe(48)
+
+
+@pytest.mark.parametrize("environment", ["test", "production"])
+def test_every_environment_but_dev_refuses_the_development_encryption_key(
+    environment: Environment,
+) -> None:
+    with pytest.raises(ValidationError, match="HERALD_ENCRYPTION_KEYS"):
+        Settings(
+            environment=environment,
+            encryption_keys=[fernet_key(), DEV_ENCRYPTION_KEY],
+            jwt_signing_key=jwt_key(),
+        )
+    Settings(environment=environment, encryption_keys=[fernet_key()], jwt_signing_key=jwt_key())
+
+
+@pytest.mark.parametrize("environment", ["test", "production"])
 @pytest.mark.parametrize("key", [Settings.DEV_JWT_SIGNING_KEY, "too-short-for-hs256"])
-def test_production_refuses_the_development_or_a_short_jwt_signing_key(key: str) -> None:
-    fernet = [Fernet.generate_key().decode()]
+def test_every_environment_but_dev_refuses_the_development_or_a_short_jwt_signing_key(
+    environment: Environment, key: str
+) -> None:
     with pytest.raises(ValidationError, match="HERALD_JWT_SIGNING_KEY"):
-        Settings(environment="production", encryption_keys=fernet, jwt_signing_key=key)
-    # Dev and the test suite run with the well-known key.
-    Settings(environment="dev")
-    Settings(environment="test")
+        Settings(environment=environment, encryption_keys=[fernet_key()], jwt_signing_key=key)
+
+
+def test_dev_runs_with_the_development_keys() -> None:
+    settings = Settings(
+        environment="dev",
+        encryption_keys=[DEV_ENCRYPTION_KEY],
+        jwt_signing_key=Settings.DEV_JWT_SIGNING_KEY,
+    )
+    assert settings.encryption_keys[0].get_secret_value() == DEV_ENCRYPTION_KEY
 
 
 def test_the_jwt_signing_key_is_never_shown() -> None:

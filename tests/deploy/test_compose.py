@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from herald_common.settings import Settings
+from herald_common.settings import DEV_ENCRYPTION_KEY, Settings
 from tests.deploy.manifests import ROOT, console_scripts
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -58,6 +59,26 @@ def test_environment_names_only_real_settings(services: dict[str, Any]) -> None:
     known = {f"HERALD_{name.upper()}" for name in Settings.model_fields}
     for name, service in services.items():
         assert set(service["environment"]) <= known, name
+
+
+def test_compose_starts_in_a_mode_that_refuses_the_development_keys_unless_told_dev(
+    services: dict[str, Any],
+) -> None:
+    for name, service in services.items():
+        assert "HERALD_ENCRYPTION_KEYS" not in service["environment"], name
+        assert "HERALD_JWT_SIGNING_KEY" not in service["environment"], name
+        chosen = re.fullmatch(
+            r"\$\{HERALD_ENVIRONMENT:-(\w+)\}", service["environment"]["HERALD_ENVIRONMENT"]
+        )
+        assert chosen is not None, (name, service["environment"]["HERALD_ENVIRONMENT"])
+        default = chosen.group(1)
+        assert default != "dev", name
+        with pytest.raises(ValidationError, match="development key"):
+            Settings(
+                environment=default,
+                encryption_keys=[DEV_ENCRYPTION_KEY],
+                jwt_signing_key=Settings.DEV_JWT_SIGNING_KEY,
+            )
 
 
 def test_publishers_get_longer_than_their_drain_to_stop(services: dict[str, Any]) -> None:

@@ -173,14 +173,16 @@ class Settings(BaseSettings):
     # Access tokens are refreshed when they expire within this margin (before publishing).
     token_refresh_margin_seconds: float = Field(default=300.0, ge=0)
 
-    # Fernet keys, newest first; older keys still decrypt so keys can be rotated.
+    # Fernet keys, newest first; older keys still decrypt so keys can be rotated. The default
+    # is the published development key, refused in every environment but dev.
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=lambda: [SecretStr(DEV_ENCRYPTION_KEY)]
     )
 
     # Auth
-    # HS256 key for access tokens. A well-known key for dev and test only: other environments
-    # refuse to start with it (at least 32 bytes: HS256 wants a key as long as its hash).
+    # HS256 key for access tokens. A well-known key for dev only: every other environment
+    # (test included) refuses to start with it (at least 32 bytes: HS256 wants a key as long
+    # as its hash).
     DEV_JWT_SIGNING_KEY: ClassVar[str] = "dev-only-herald-jwt-signing-key-do-not-use-in-prod"
     jwt_signing_key: SecretStr = SecretStr(DEV_JWT_SIGNING_KEY)
     access_token_ttl_seconds: int = Field(default=900, ge=30)
@@ -252,7 +254,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_dev_jwt_key_outside_dev(self) -> Settings:
         key = self.jwt_signing_key.get_secret_value()
-        if self.environment not in ("dev", "test") and (
+        if self.environment != "dev" and (
             key == self.DEV_JWT_SIGNING_KEY or len(key.encode()) < 32
         ):
             raise ValueError(
@@ -290,8 +292,8 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _no_dev_secrets_in_production(self) -> Settings:
-        if self.environment == "production" and any(
+    def _no_dev_encryption_key_outside_dev(self) -> Settings:
+        if self.environment != "dev" and any(
             key.get_secret_value() == DEV_ENCRYPTION_KEY for key in self.encryption_keys
         ):
             raise ValueError(
@@ -307,7 +309,7 @@ class Settings(BaseSettings):
         return "console" if self.environment == "dev" else "json"
 
 
-# A well-known key for development only; outside dev a real key must be configured.
+# A well-known key for development only; every other environment refuses it.
 DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktaGVyYWxkLWtleS1kby1ub3QtdXNlISE="
 
 
