@@ -13,10 +13,12 @@ import pytest
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_api.media import service as media_service
+from herald_api.problems import ProblemError
 from herald_common.roles import Role
 from herald_common.settings import Settings
 from tests.conftest import Tenant
-from tests.fakes.media import image_bytes
+from tests.fakes.media import image_bytes, png_inflating_to
 from tests.members import make_member
 
 PROBLEM = "application/problem+json"
@@ -90,6 +92,49 @@ async def test_a_decompression_bomb_is_refused_unread(client: httpx.AsyncClient)
     Image.new("1", (10_000, 5_000)).save(bomb, format="PNG")
     assert len(bomb.getvalue()) < 100_000
     assert_problem(await upload(client, bomb.getvalue()), 422, "picture-too-large")
+
+
+async def test_a_small_picture_whose_pixel_data_inflates_far_beyond_it_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    # 1 x 1 pixel, and 200 MB of pixel data: a few hundred kilobytes on the wire.
+    bomb = png_inflating_to(1, 1, 200_000_000)
+    assert len(bomb) < 1_000_000
+    refused = await upload(client, bomb)
+    assert_problem(refused, 422, "picture-too-large")
+    assert "1 x 1" in refused.json()["detail"]
+    # The same picture with exactly the pixel data it needs (a filter byte and one RGB
+    # pixel) is stored.
+    assert (await upload(client, png_inflating_to(1, 1, 4))).status_code == 201
+
+
+async def test_a_picture_that_decodes_past_the_memory_bound_is_refused(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    # 40 megapixels (within the pixel limit) of transparent black: ~160 KB that decodes to
+    # 160 MB of RGBA.
+    width, height = 8_000, 5_000
+    bomb = png_inflating_to(width, height, height * (1 + width * 4), rgba=True)
+    assert len(bomb) < 1_000_000
+    refused = await upload(client, bomb)
+    assert_problem(refused, 422, "picture-too-large")
+    assert f"{settings.media_max_decoded_bytes:,}" in refused.json()["detail"]
+
+
+async def test_animated_pictures_are_stored_and_every_frame_counts(
+    client: httpx.AsyncClient,
+) -> None:
+    frames = [Image.new("RGB", (40, 30), (10 * i, 0, 0)) for i in range(3)]
+    animated = io.BytesIO()
+    frames[0].save(animated, format="PNG", save_all=True, append_images=frames[1:])
+    assert (await upload(client, animated.getvalue())).status_code == 201
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    assert (await upload(client, gif.getvalue(), content_type="image/gif")).status_code == 201
+    # Each frame of a GIF is 40 x 30 palette bytes, so three take 3,600 bytes.
+    with pytest.raises(ProblemError, match="3,600 bytes once decoded in 3 frames"):
+        media_service._inspect(gif.getvalue(), max_decoded_bytes=3_599)
+    media_service._inspect(gif.getvalue(), max_decoded_bytes=3_600)
 
 
 async def test_pictures_over_the_size_limit_are_refused(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import uuid
+import zlib
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -69,3 +71,29 @@ class MemoryMedia:
 
     async def remember(self, media_id: uuid.UUID, reference: str) -> None:
         self.remembered[media_id] = reference
+
+
+def png_inflating_to(width: int, height: int, inflated_bytes: int, *, rgba: bool = False) -> bytes:
+    """A well-formed PNG (right chunk CRCs) of ``width`` x ``height`` 8-bit RGB (or RGBA)
+    pixels whose pixel data inflates to ``inflated_bytes`` of zeros, however many that is.
+    Compressed as a stream, so a bomb never sits in the test's memory whole."""
+    packer = zlib.compressobj(9)
+    piece = bytes(min(inflated_bytes, 1 << 20))
+    compressed, left = [], inflated_bytes
+    while left > 0:
+        compressed.append(packer.compress(piece[: min(left, len(piece))]))
+        left -= len(piece)
+    compressed.append(packer.flush())
+    colour_type = 6 if rgba else 2
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", b"".join(compressed))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    crc = zlib.crc32(kind + body)
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)

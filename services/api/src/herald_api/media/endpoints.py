@@ -43,7 +43,13 @@ async def upload_media(
         raise ProblemError(
             413, "body-too-large", f"Pictures are stored up to {limit} bytes; this one is larger."
         )
-    media = await service.store(session, workspace_id, data, upload.alt_text)
+    media = await service.store(
+        session,
+        workspace_id,
+        data,
+        upload.alt_text,
+        max_decoded_bytes=resources.settings.media_max_decoded_bytes,
+    )
     response.headers["Location"] = f"/v1/media/{media.id}"
     return _out(media)
 

@@ -11,10 +11,11 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageMode, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from herald_api.media.inflation import Overinflated, check_png
 from herald_api.problems import FieldProblem, ProblemError
 from herald_common.db.models import Media, Post
 from herald_common.db.repositories.media import media_by_id
@@ -38,9 +39,10 @@ class Picture:
     height: int
 
 
-def _inspect(data: bytes) -> Picture:
+def _inspect(data: bytes, max_decoded_bytes: int) -> Picture:
     """What ``data`` is, checked by decoding its structure rather than trusting a name or
-    header; raises ProblemError for anything that is not a whole picture Herald stores."""
+    header; raises ProblemError for anything that is not a whole picture Herald stores, or
+    that would take more than ``max_decoded_bytes`` once decoded (a decompression bomb)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -48,9 +50,21 @@ def _inspect(data: bytes) -> Picture:
                 kind, (width, height) = picture.format, picture.size
                 if width * height > MAX_PIXELS:
                     raise _too_many_pixels(width, height)
+                frames = getattr(picture, "n_frames", 1)
+                decoded = width * height * _bytes_per_pixel(picture.mode) * frames
+                if decoded > max_decoded_bytes:
+                    raise _too_large_decoded(decoded, max_decoded_bytes, frames)
                 picture.verify()
+        check_png(data)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise _too_many_pixels(0, 0) from None
+    except Overinflated as exc:
+        raise ProblemError(
+            422,
+            "picture-too-large",
+            f"The picture's pixel data {exc} (a decompression bomb); save it again.",
+            [FieldProblem(field="file", message=f"The pixel data {exc}.")],
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         raise ProblemError(
             415,
@@ -67,6 +81,12 @@ def _inspect(data: bytes) -> Picture:
     return Picture(content_type, width, height)
 
 
+def _bytes_per_pixel(mode: str) -> int:
+    """Bytes one pixel takes once decoded in Pillow's ``mode`` (RGB 3, RGBA 4, I;16 2)."""
+    described = ImageMode.getmode(mode)
+    return len(described.bands) * int(described.typestr[-1])
+
+
 def _too_many_pixels(width: int, height: int) -> ProblemError:
     size = f" ({width} x {height})" if width else ""
     return ProblemError(
@@ -77,8 +97,24 @@ def _too_many_pixels(width: int, height: int) -> ProblemError:
     )
 
 
+def _too_large_decoded(decoded: int, limit: int, frames: int) -> ProblemError:
+    of_frames = f" in {frames} frames" if frames > 1 else ""
+    return ProblemError(
+        422,
+        "picture-too-large",
+        f"The picture takes {decoded:,} bytes once decoded{of_frames}; Herald stores pictures "
+        f"up to {limit:,} (HERALD_MEDIA_MAX_DECODED_BYTES). Scale it down or use fewer frames.",
+        [FieldProblem(field="file", message=f"At most {limit:,} bytes once decoded.")],
+    )
+
+
 async def store(
-    session: AsyncSession, workspace_id: uuid.UUID, data: bytes, alt_text: str | None
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    data: bytes,
+    alt_text: str | None,
+    *,
+    max_decoded_bytes: int,
 ) -> Media:
     if not data:
         raise ProblemError(
@@ -87,8 +123,8 @@ async def store(
             "The file is empty.",
             [FieldProblem(field="file", message="Send the picture's bytes.")],
         )
-    # Decoding is CPU work: off the event loop, so other requests keep moving.
-    picture = await asyncio.to_thread(_inspect, data)
+    # Parsing and inflating are CPU work: off the event loop, so other requests keep moving.
+    picture = await asyncio.to_thread(_inspect, data, max_decoded_bytes)
     media = Media(
         workspace_id=workspace_id,
         content_type=picture.content_type,
