@@ -190,7 +190,11 @@ def api_app(settings: Settings, outbox: Outbox) -> FastAPI:
 async def api_url(api_app: FastAPI) -> AsyncIterator[str]:
     """The real API over real HTTP, served by uvicorn inside the test process."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(api_app, host="127.0.0.1", port=port, log_config=None))
+    # As herald-api serves it: forwarded headers are the app's to judge (HERALD_TRUSTED_PROXIES).
+    config = uvicorn.Config(
+        api_app, host="127.0.0.1", port=port, log_config=None, proxy_headers=False
+    )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -76,3 +76,12 @@ def test_tokens_encrypted_under_an_old_key_still_decrypt_after_rotation() -> Non
 
 def test_a_publisher_drains_every_platform_unless_told_otherwise() -> None:
     assert sorted(Settings().publisher_platforms) == sorted(PLATFORM_NAMES)
+
+
+def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,fd00::/8")
+    assert Settings().trusted_proxies == ["10.0.0.0/8", "127.0.0.1", "fd00::/8"]
+    # uvicorn would keep a name as a literal that no peer address ever matches.
+    monkeypatch.setenv("HERALD_TRUSTED_PROXIES", "ingress-nginx")
+    with pytest.raises(ValidationError, match="not an IP address or network"):
+        Settings()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from herald_api.problems import problem_response
 from herald_common.settings import Settings
@@ -118,7 +119,8 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 
 def install_edge(app: FastAPI, settings: Settings) -> None:
-    """Innermost first: the body limit, then CORS, then the headers on every answer."""
+    """Innermost first: the body limit, then CORS, then the headers on every answer, then
+    the client's address from a trusted proxy's X-Forwarded-For."""
     app.add_middleware(
         BodyLimit,
         limit=settings.max_request_body_bytes,
@@ -143,3 +145,9 @@ def install_edge(app: FastAPI, settings: Settings) -> None:
             max_age=600,
         )
     app.add_middleware(SecureHeaders, hsts=settings.environment != "dev")
+    if settings.trusted_proxies:
+        # Outermost, so everything inside (sign-in throttles, logs) sees the client the
+        # trusted proxy reports. uvicorn's own copy of this middleware, which trusts
+        # X-Forwarded-For from 127.0.0.1 unless told otherwise, is switched off (main.py),
+        # so this setting alone decides.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from herald_api.auth.throttle import Lockout
 from herald_api.mail import Mail
 from herald_common.settings import Settings
 
@@ -49,12 +50,22 @@ def invitation(settings: Settings, to: str, workspace_name: str, role: str, toke
     )
 
 
-def lockout_notice(settings: Settings, to: str) -> Mail:
+def lockout_notice(settings: Settings, to: str, lockout: Lockout) -> Mail:
     minutes = round(settings.lockout_seconds / 60)
+    if lockout is Lockout.SOURCE:
+        what = (
+            f"There were {settings.lockout_threshold} failed attempts in a row to sign in to "
+            "your Herald account from one address, so sign-in from that address is locked for "
+            f"{minutes} minutes; you can still sign in from anywhere else."
+        )
+    else:
+        what = (
+            f"There were {settings.lockout_ceiling} failed attempts to sign in to your Herald "
+            "account from many addresses, so for "
+            f"{minutes} minutes it can be signed in to only from where you signed in before."
+        )
     return Mail(
         to=to,
         subject="Sign-in to Herald locked after failed attempts",
-        body=f"There were {settings.lockout_threshold} failed attempts to sign in to your "
-        f"Herald account, so sign-in is locked for {minutes} minutes. If that was not you, "
-        "reset your password: resetting also unlocks the account.",
+        body=f"{what} If that was not you, reset your password: resetting also lifts the lock.",
     )

@@ -111,4 +111,7 @@ def _serve(
         port=settings.api_port,
         log_config=None,
         access_log=False,
+        # X-Forwarded-For is believed only from HERALD_TRUSTED_PROXIES (edge.py), not from
+        # uvicorn's default of any peer on 127.0.0.1 (FORWARDED_ALLOW_IPS).
+        proxy_headers=False,
     )

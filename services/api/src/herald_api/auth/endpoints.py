@@ -30,8 +30,8 @@ BAD_TOKEN: Responses = {400: problem_doc("The token is invalid, used or expired.
 async def _context(
     request: Request, session: SessionDep, resources: ResourcesDep, postman: PostmanDep
 ) -> AuthContext:
-    # The peer's address as the server sees it; behind a proxy run uvicorn with
-    # --proxy-headers and --forwarded-allow-ips so this is the client, not the proxy.
+    # The peer's address, or the client a proxy in HERALD_TRUSTED_PROXIES names in
+    # X-Forwarded-For (edge.py); never a header from anyone else.
     client_ip = request.client.host if request.client else "unknown"
     return AuthContext(session, resources, postman, client_ip)
 

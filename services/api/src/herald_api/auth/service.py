@@ -157,9 +157,10 @@ async def log_in(ctx: AuthContext, data: Login) -> TokenPair:
     user = await repository.get_user_by_email(ctx.session, data.email)
     password_hash = user.password_hash if user is not None else None
     if not await ctx.resources.passwords.verify(data.password.get_secret_value(), password_hash):
-        if await throttle.record_failure(ctx.redis, settings, data.email) and user is not None:
-            log.warning("sign-in locked after failures", user_id=str(user.id))
-            ctx.postman.send(emails.lockout_notice(settings, user.email))
+        locked = await throttle.record_failure(ctx.redis, settings, ctx.client_ip, data.email)
+        if locked is not None and user is not None:
+            log.warning("sign-in locked after failures", user_id=str(user.id), lockout=locked)
+            ctx.postman.send(emails.lockout_notice(settings, user.email, locked))
         raise ProblemError(
             401,
             "invalid-credentials",
@@ -167,7 +168,7 @@ async def log_in(ctx: AuthContext, data: Login) -> TokenPair:
             headers={"WWW-Authenticate": "Bearer"},
         )
     assert user is not None
-    await throttle.record_success(ctx.redis, data.email)
+    await throttle.record_success(ctx.redis, settings, ctx.client_ip, data.email)
     tokens = await _open_session(ctx, user.id)
     await ctx.session.commit()
     log.info("user signed in", user_id=str(user.id))
@@ -235,7 +236,7 @@ async def change_password(ctx: AuthContext, current: CurrentUser, data: Password
         raise _too_many(exc) from None
     passwords = ctx.resources.passwords
     if not await passwords.verify(data.current_password.get_secret_value(), user.password_hash):
-        await throttle.record_failure(ctx.redis, ctx.resources.settings, user.email)
+        await throttle.record_failure(ctx.redis, ctx.resources.settings, ctx.client_ip, user.email)
         raise ProblemError(403, "wrong-password", "The current password is wrong.")
     new_hash = await passwords.hash(data.new_password.get_secret_value())
     await repository.set_password(ctx.session, user, new_hash)
