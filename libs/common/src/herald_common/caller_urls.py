@@ -6,20 +6,30 @@ a host whose every resolved address is public: never loopback, private, link-loc
 multicast, reserved or unspecified (IPv4 and IPv6, unwrapping IPv4 embedded in IPv6), which
 would let a caller make Herald probe its own network or a cloud metadata service (SSRF).
 
-The address is checked when the URL is given, not pinned: a name whose DNS answer changes
-afterwards (DNS rebinding) is fetched wherever it then points. Herald's client does not
-follow redirects, so a public host cannot bounce a request inward.
+The URL is checked when it is given (:func:`checked_origin`), and every connection is checked
+again when it is made (:class:`GuardedResolver`, under the shared HTTP client's connection
+pool): the name is resolved once for the connection, every answer must be public, and the
+connection goes to those checked addresses while TLS still verifies the certificate for the
+name (SNI included). So a name that answers a public address when checked and 127.0.0.1 or
+169.254.169.254 when fetched (DNS rebinding) gets no request. Herald's client never follows
+redirects; one that did would make a new connection, checked the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
 import idna
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from herald_common.logging import get_logger
+
+log = get_logger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -158,3 +168,50 @@ async def checked_origin(
             shown = host if host == address.compressed else f"{host} ({address.compressed})"
             raise RefusedURL(f"points to {why}: {shown}")
     return result
+
+
+class ForbiddenAddress(OSError):
+    """A connection Herald refused to make: the name resolved to a non-public address."""
+
+    def __init__(self, reason: str) -> None:
+        # With an errno, aiohttp's connection error shows the reason rather than "[None]".
+        super().__init__(errno.EPERM, reason)
+
+
+class GuardedResolver(AbstractResolver):
+    """The resolver under Herald's outbound connection pool outside dev and test.
+
+    aiohttp asks it for the addresses of each new connection and connects to what it answers,
+    with SNI and certificate checks for the name; so refusing here, when any answer is not
+    public, pins every connection to addresses that were checked, whatever the name answered
+    before. ``trusted_hosts`` are the operator's own (the platform addresses in settings, e.g.
+    a self-hosted Bot API server in the cluster) and resolve unchecked. An address written in
+    the URL itself is never resolved, so it is judged where the URL is given
+    (:func:`checked_origin`); it cannot change afterwards."""
+
+    def __init__(self, inner: AbstractResolver, trusted_hosts: frozenset[str]) -> None:
+        self._inner = inner
+        self._trusted = frozenset(h.rstrip(".").lower() for h in trusted_hosts)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        answers = await self._inner.resolve(host, port, family)
+        name = host.rstrip(".").lower()
+        if name in self._trusted:
+            return answers
+        for answer in answers:
+            address = ipaddress.ip_address(answer["host"].split("%", 1)[0])
+            why = forbidden_because(address)
+            if why is not None:
+                log.warning(
+                    "connection refused: address not public",
+                    host=name,
+                    address=address.compressed,
+                    reason=why,
+                )
+                raise ForbiddenAddress(f"{name} points to {why} ({address.compressed})")
+        return answers
+
+    async def close(self) -> None:
+        await self._inner.close()

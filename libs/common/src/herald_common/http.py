@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver
 from httpx._client import USE_CLIENT_DEFAULT, UseClientDefault
 from httpx._types import (
     AuthTypes,
@@ -34,6 +37,7 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 from multidict import CIMultiDict
 
+from herald_common.caller_urls import LOCAL_ENVIRONMENTS, GuardedResolver
 from herald_common.logging import redact_text
 from herald_common.platforms.errors import OutcomeUnknown, PublishError, Transient
 from herald_common.settings import Settings
@@ -281,18 +285,27 @@ def _request_as_httpx_builds_it(
     return request
 
 
-def _aiohttp_session(settings: Settings) -> _SharedSession:
+def _aiohttp_session(
+    settings: Settings, resolver: AbstractResolver | None, ssl_context: ssl.SSLContext | None
+) -> _SharedSession:
     """The aiohttp session under the transport, made on first use (inside the event loop):
     its pool takes HERALD_HTTP_MAX_CONNECTIONS (the transport's own default is 100, and the
-    limits given to httpx never reach it), and like the httpx side it keeps no cookies."""
-    ssl_context = httpx.create_ssl_context()
+    limits given to httpx never reach it), and like the httpx side it keeps no cookies.
+    Outside dev and test its resolver refuses non-public answers for every name but the
+    operator's own (caller_urls.GuardedResolver), which pins each connection to checked
+    addresses: the media importer, webhooks and every adapter get that by using this client."""
+    context = ssl_context or httpx.create_ssl_context()
 
     def make() -> aiohttp.ClientSession:
+        names = resolver or aiohttp.ThreadedResolver()
+        if settings.environment not in LOCAL_ENVIRONMENTS:
+            names = GuardedResolver(names, operator_hosts(settings))
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 limit=settings.http_max_connections,
                 keepalive_timeout=KEEPALIVE_SECONDS,
-                ssl=ssl_context,
+                ssl=context,
+                resolver=names,
             ),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
@@ -300,14 +313,35 @@ def _aiohttp_session(settings: Settings) -> _SharedSession:
     return _SharedSession(make)
 
 
+# Settings naming where Herald itself sends requests: the operator's choice, not a caller's.
+OPERATOR_URL_SUFFIXES = ("_api_base", "_authorize_url", "_token_url", "_revoke_url")
+
+
+def operator_hosts(settings: Settings) -> frozenset[str]:
+    """Hosts of the platform addresses configured in settings."""
+    hosts = set()
+    for name in type(settings).model_fields:
+        if name.endswith(OPERATOR_URL_SUFFIXES):
+            host = urlsplit(str(getattr(settings, name))).hostname
+            if host:
+                hosts.add(host)
+    return frozenset(hosts)
+
+
 # httpx's default keep-alive expiry, kept for the aiohttp pool.
 KEEPALIVE_SECONDS = 5.0
 
 
 def create_http_client(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    resolver: AbstractResolver | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
-    session = None if transport is not None else _aiohttp_session(settings)
+    """The process's outbound client. ``resolver`` (aiohttp's threaded getaddrinfo by default)
+    and ``ssl_context`` (certifi's roots, as httpx's) are for tests."""
+    session = None if transport is not None else _aiohttp_session(settings, resolver, ssl_context)
     return HeraldClient(
         session=session,
         transport=transport or AiohttpTransport(client=session),
