@@ -9,7 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from herald_api.deps import SessionDep, WorkspaceDep, resources_of
-from herald_api.pagination import CursorQuery, LimitQuery, decode_cursor, page
+from herald_api.pagination import (
+    CursorQuery,
+    LimitQuery,
+    decode_cursor,
+    decode_position,
+    encode_position,
+    page,
+    page_by,
+)
 from herald_api.posts import service, validation
 from herald_api.posts.context import PostContext
 from herald_api.posts.repository import PostWithTargets
@@ -17,6 +25,7 @@ from herald_api.posts.schemas import (
     PostCreate,
     PostOut,
     PostPage,
+    PostSort,
     PostUpdate,
     PostValidate,
     PostValidation,
@@ -126,19 +135,34 @@ async def list_posts(
     scheduled_to: Annotated[
         Rfc3339 | None, Query(description="Scheduled before (RFC 3339).")
     ] = None,
+    sort: Annotated[
+        PostSort,
+        Query(
+            description="`-created_at`: newest created first. `scheduled_at`: soonest first "
+            "(a calendar); `-scheduled_at`: latest first. Posts with no time sort after every "
+            "time. A cursor continues the sort it was made for."
+        ),
+    ] = PostSort.CREATED_DESC,
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> PostPage:
-    """Posts of the workspace, newest first, a page at a time."""
+    """Posts of the workspace, newest created first unless sorted by time, a page at a time."""
     fetched = await service.list_posts(
         ctx,
         statuses=post_status or [],
         scheduled_from=_filter_time(ctx, "scheduled_from", scheduled_from),
         scheduled_to=_filter_time(ctx, "scheduled_to", scheduled_to),
-        after_id=decode_cursor(cursor),
+        sort=sort,
+        after=_after(sort, cursor),
         limit=limit + 1,
     )
-    items, next_cursor = page(fetched, limit, lambda item: item.post.id)
+    if sort is PostSort.CREATED_DESC:
+        items, next_cursor = page(fetched, limit, lambda item: item.post.id)
+    else:
+        tag = _CURSOR_TAGS[sort]
+        items, next_cursor = page_by(
+            fetched, limit, lambda item: encode_position(tag, item.post.scheduled_at, item.post.id)
+        )
     return PostPage(items=[to_out(i) for i in items], next_cursor=next_cursor)
 
 
@@ -151,6 +175,18 @@ def _filter_time(ctx: PostContext, name: str, value: datetime | None) -> datetim
         raise ProblemError(
             422, "validation-failed", "A time in the filters is not valid.", [exc.problem]
         ) from None
+
+
+# Each time order marks its cursors, so that one made for another order is refused rather than
+# read as a position it is not.
+_CURSOR_TAGS = {PostSort.SCHEDULED_ASC: 1, PostSort.SCHEDULED_DESC: 2}
+
+
+def _after(sort: PostSort, cursor: str | None) -> tuple[datetime | None, uuid.UUID] | None:
+    if sort is PostSort.CREATED_DESC:
+        after_id = decode_cursor(cursor)
+        return None if after_id is None else (None, after_id)
+    return decode_position(cursor, _CURSOR_TAGS[sort])
 
 
 @router.get("/{post_id:uuid}", response_model=PostOut, responses=NOT_FOUND)

@@ -8,10 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import ColumnElement, Table, insert, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from herald_common.db.models import Post, Posts, PostTarget, PostTargets
+from herald_api.posts.schemas import PostSort
+from herald_common.db.models import (
+    NO_TIME,
+    SCHEDULE_ORDER,
+    Post,
+    Posts,
+    PostTarget,
+    PostTargets,
+)
 from herald_common.statuses import PostStatus
 
 
@@ -85,10 +93,17 @@ async def list_posts(
     statuses: Sequence[PostStatus],
     scheduled_from: datetime | None,
     scheduled_to: datetime | None,
-    after_id: uuid.UUID | None,
+    sort: PostSort,
+    after: tuple[datetime | None, uuid.UUID] | None,
     limit: int,
 ) -> list[Post]:
-    """Newest first; ids are UUIDv7 so ``id < after_id`` pages stably through inserts."""
+    """One page in ``sort`` order, after the (scheduled time, id) where the last one ended.
+
+    Newest created first is by id alone (UUIDv7: ``id < after`` pages stably through inserts).
+    By scheduled time, the key is (SCHEDULE_ORDER, id), where a post with no time sorts after
+    every time; the row comparison and the order are those of the index
+    ix_posts_workspace_schedule_order, which serves each page as one range scan.
+    """
     query = select(Post).where(Post.workspace_id == workspace_id)
     if statuses:
         query = query.where(Post.status.in_([s.value for s in statuses]))
@@ -96,7 +111,30 @@ async def list_posts(
         query = query.where(Post.scheduled_at >= scheduled_from)
     if scheduled_to is not None:
         query = query.where(Post.scheduled_at < scheduled_to)
-    if after_id is not None:
-        query = query.where(Post.id < after_id)
-    query = query.order_by(Post.id.desc()).limit(limit)
-    return list((await session.execute(query)).scalars())
+    if sort is PostSort.CREATED_DESC:
+        if after is not None:
+            query = query.where(Post.id < after[1])
+        query = query.order_by(Post.id.desc())
+        return list((await session.execute(query.limit(limit))).scalars())
+    sort_time = SCHEDULE_ORDER
+    # The window again on the sort key, so that the index scan starts and stops at it.
+    if scheduled_from is not None:
+        query = query.where(sort_time >= scheduled_from)
+    if scheduled_to is not None:
+        query = query.where(sort_time < scheduled_to)
+    key = tuple_(sort_time, Post.id)
+    if sort is PostSort.SCHEDULED_ASC:
+        if after is not None:
+            query = query.where(key > _position(after))
+        query = query.order_by(sort_time.asc(), Post.id.asc())
+    else:
+        if after is not None:
+            query = query.where(key < _position(after))
+        query = query.order_by(sort_time.desc(), Post.id.desc())
+    return list((await session.execute(query.limit(limit))).scalars())
+
+
+def _position(after: tuple[datetime | None, uuid.UUID]) -> ColumnElement[Any]:
+    at, post_id = after
+    time = NO_TIME if at is None else literal(at, NO_TIME.type)
+    return tuple_(time, literal(post_id, Post.id.type))

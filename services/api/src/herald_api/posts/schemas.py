@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
@@ -204,6 +205,15 @@ class PostOut(BaseModel):
     targets: list[TargetOut]
     created_at: UtcDatetime
     updated_at: UtcDatetime
+
+
+class PostSort(StrEnum):
+    """The order of a list of posts. Ties (posts created or scheduled at the same instant) are
+    broken by id, so a cursor pages on stably while posts are added."""
+
+    CREATED_DESC = "-created_at"
+    SCHEDULED_ASC = "scheduled_at"
+    SCHEDULED_DESC = "-scheduled_at"
 
 
 class PostPage(BaseModel):

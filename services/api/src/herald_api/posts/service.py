@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from herald_api.posts import repository
 from herald_api.posts.context import PostContext
 from herald_api.posts.repository import PostWithTargets
-from herald_api.posts.schemas import PostCreate, PostUpdate, TargetIn
+from herald_api.posts.schemas import PostCreate, PostSort, PostUpdate, TargetIn
 from herald_api.posts.validation import (
     as_target_in,
     check_publishable,
@@ -61,7 +61,8 @@ async def list_posts(
     statuses: Sequence[PostStatus],
     scheduled_from: datetime | None,
     scheduled_to: datetime | None,
-    after_id: uuid.UUID | None,
+    sort: PostSort,
+    after: tuple[datetime | None, uuid.UUID] | None,
     limit: int,
 ) -> list[PostWithTargets]:
     posts = await repository.list_posts(
@@ -70,7 +71,8 @@ async def list_posts(
         statuses=statuses,
         scheduled_from=scheduled_from,
         scheduled_to=scheduled_to,
-        after_id=after_id,
+        sort=sort,
+        after=after,
         limit=limit,
     )
     targets = await repository.targets_of(
