@@ -70,7 +70,9 @@ async def test_soonest_first_pages_through_ties_and_inserts_once_each(
     tied_later = await create(client, tenant, 10)
     seen = list(first)
     while cursor is not None:
-        ids, cursor = await read_page(client, {"sort": "scheduled_at", "limit": 2, "cursor": cursor})
+        ids, cursor = await read_page(
+            client, {"sort": "scheduled_at", "limit": 2, "cursor": cursor}
+        )
         seen += ids
     assert seen == [soon, a, b, c, tied_later, late, draft]
 

@@ -168,6 +168,7 @@ async def update_post(
             "revision-mismatch",
             f"The post is at revision {post.revision}; re-read it and retry with that If-Match.",
         )
+    before = _what_an_edit_changes(post, targets, draft=post.status == PostStatus.DRAFT)
     fields = data.model_fields_set
     if "timezone" in fields and "scheduled_at" not in fields:
         raise invalid([FieldProblem(field="scheduled_at", message="Give it with timezone.")])
@@ -188,7 +189,35 @@ async def update_post(
     if not draft:
         accounts = await resolve_accounts(ctx, [as_target_in(t) for t in live])
         check_publishable(ctx, post.content, media, [as_target_in(t) for t in live], accounts)
+    if _what_an_edit_changes(post, targets, draft=draft) == before:
+        # The same values again: nothing is written, the revision (the ETag) stays, and the
+        # targets keep their places in the queue.
+        return PostWithTargets(post, targets)
     return await _reschedule(ctx, post, targets, draft=draft)
+
+
+def _what_an_edit_changes(
+    post: Post, targets: Sequence[PostTarget], *, draft: bool
+) -> tuple[object, ...]:
+    """Everything of a post that a PATCH can change, to compare before and after."""
+    return (
+        draft,
+        post.content,
+        list(post.media_ids or []),
+        post.scheduled_at,
+        post.timezone,
+        sorted(
+            (
+                str(t.account_id),
+                t.status,
+                t.content_override,
+                list(t.thread or []),
+                t.content_warning,
+                t.visibility,
+            )
+            for t in targets
+        ),
+    )
 
 
 async def publish_now(ctx: PostContext, post_id: uuid.UUID) -> PostWithTargets:
@@ -204,11 +233,13 @@ async def publish_now(ctx: PostContext, post_id: uuid.UUID) -> PostWithTargets:
 async def cancel_post(ctx: PostContext, post_id: uuid.UUID) -> PostWithTargets:
     post, targets = await _lock_post(ctx, post_id)
     _refuse_while_publishing(targets)
+    cancellable = [t for t in targets if t.status in EDITABLE]
+    if not cancellable:  # already cancelled, or finished: nothing changes, the revision neither
+        return PostWithTargets(post, targets)
     post.revision += 1
-    for target in targets:
-        if target.status in EDITABLE:
-            move(target, TargetStatus.CANCELLED)
-            target.revision = post.revision
+    for target in cancellable:
+        move(target, TargetStatus.CANCELLED)
+        target.revision = post.revision
     post.status = derive_post_status(TargetStatus(t.status) for t in targets)
     await ctx.session.commit()
     return PostWithTargets(post, targets)
