@@ -55,8 +55,7 @@ def _env(args: argparse.Namespace) -> int:
     with open_stack(DEV_DATABASE if args.dev else TEST_DATABASE, keep_running=True) as stack:
         for name, value in stack.env().items():
             print(f"export {name}={shlex.quote(value)}")
-    print("herald-dev: embedded servers stay up; `herald-dev stop` stops them", file=sys.stderr)
-    return 0
+    return 0  # open_stack has said which servers stay up, and how to stop them
 
 
 def _migrate(_: argparse.Namespace) -> int:

@@ -32,6 +32,15 @@ def data_dir() -> Path:
     return path.resolve()
 
 
+def text_since(path: Path, offset: int) -> str:
+    """What was appended to a server's log file after ``offset`` bytes."""
+    if not path.exists():
+        return ""
+    with path.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
 class StackState:
     """``stack.json`` in the data dir: chosen ports, who is using the servers, whether to stop
     them when the last user leaves. Read and written only while holding ``locked()``."""

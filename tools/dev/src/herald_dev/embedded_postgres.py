@@ -15,7 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from herald_dev.ports import HOST
+from herald_dev.datadir import text_since
+from herald_dev.ports import ADDRESS_IN_USE, HOST, PortTakenError
 
 SUPERUSER = "postgres"
 # Postgres refuses to run as root (CI containers, some dev boxes); the server then runs as
@@ -31,6 +32,9 @@ SERVER_SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "max_connections": "200",
+    # Log lines in English whatever the developer's locale: start() reads them to tell a port
+    # taken by another process from any other failure.
+    "lc_messages": "C",
 }
 
 
@@ -55,16 +59,20 @@ class EmbeddedPostgres:
         return port if status == "ready" else None
 
     def start(self, port: int) -> None:
+        """Starts the server on ``port``; PortTakenError when another process holds it."""
         self._prepare()
         if not (self.pgdata / "PG_VERSION").exists():
             self._run("initdb", *_pgdata(self.pgdata), "-U", SUPERUSER, *INITDB_OPTIONS)
         options = f"-p {port} " + " ".join(f"-c {k}='{v}'" for k, v in SERVER_SETTINGS.items())
+        logged_before = self.log.stat().st_size if self.log.exists() else 0
         try:
             self._run(
                 "pg_ctl", *_pgdata(self.pgdata), "-l", str(self.log), "-w",
                 "-t", str(START_TIMEOUT_SECONDS), "-o", options, "start",
             )  # fmt: skip
         except subprocess.CalledProcessError as exc:
+            if ADDRESS_IN_USE in text_since(self.log, logged_before):
+                raise PortTakenError(port) from exc
             raise RuntimeError(f"embedded Postgres did not start:\n{self._log_tail()}") from exc
 
     def stop(self) -> None:

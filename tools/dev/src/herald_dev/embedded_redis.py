@@ -11,7 +11,8 @@ from pathlib import Path
 
 import redis
 
-from herald_dev.ports import HOST
+from herald_dev.datadir import text_since
+from herald_dev.ports import ADDRESS_IN_USE, HOST, PortTakenError
 
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 20.0
@@ -33,16 +34,29 @@ class EmbeddedRedis:
         return pid
 
     def answers(self, port: int) -> bool:
+        """This data dir's server (the one in the pid file) answers on ``port``: not merely a
+        Redis, since another stack's may hold the port."""
+        pid = self.pid()
+        if pid is None:
+            return False
         client = redis.Redis(host=HOST, port=port, socket_connect_timeout=1, socket_timeout=1)
         try:
-            return bool(client.ping())
+            info = client.info("server")
+            return isinstance(info, dict) and info.get("process_id") == pid
         except (redis.RedisError, OSError):
             return False
         finally:
             client.close()
 
     def start(self, port: int) -> None:
+        """Starts the server on ``port``; PortTakenError when another process holds it."""
         self.directory.mkdir(exist_ok=True)
+        # A pid file left by a server that died would be read as this start's.
+        self.pidfile.unlink(missing_ok=True)
+        logged_before = self.log.stat().st_size if self.log.exists() else 0
+        # --daemonize: the server outlives this process when `herald-dev env` pinned it. The
+        # command returns before the server binds its port, so the outcome is read from the
+        # pid file (written once the port is bound) and the log.
         subprocess.run(
             [
                 str(server_binary()), "--bind", HOST, "--port", str(port),
@@ -57,6 +71,8 @@ class EmbeddedRedis:
         )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not self.answers(port):
+            if ADDRESS_IN_USE in text_since(self.log, logged_before):
+                raise PortTakenError(port)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"embedded Redis did not start; see {self.log}")
             time.sleep(POLL_SECONDS)
