@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -12,9 +14,15 @@ from redis.asyncio import Redis
 
 from herald_common import clock
 from herald_common.metrics import record_publish, refresh_queue_depth
-from herald_common.probe_server import LoopHealth, Probes, start_probe_server
+from herald_common.probe_server import (
+    LoopHealth,
+    ProbePortUnavailable,
+    Probes,
+    start_probe_server,
+)
 from herald_common.queue import queue_name
 from herald_common.settings import Settings
+from tests.logs import json_logs, log_lines
 
 
 def sample(name: str, **labels: str) -> float:
@@ -133,15 +141,59 @@ async def test_probe_server_answers_health_readiness_and_metrics(ops_settings: S
     assert scrapes == [1]
 
 
-async def test_a_taken_port_leaves_the_service_running_without_probes(
-    ops_settings: Settings,
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port another process listens on."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        yield taken.getsockname()[1]
+
+
+async def answers_healthz(port: int) -> bool:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        body = (await http.get("/healthz")).json()
+    return bool(body == {"status": "ok", "checks": {}})
+
+
+@pytest.mark.parametrize("environment", ["test", "production"])
+async def test_outside_dev_a_taken_probe_port_is_a_start_up_error(
+    ops_settings: Settings, taken_port: int, environment: str
 ) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        server = await start_probe_server(
-            ops_settings.model_copy(update={"metrics_port": port}), "publisher", Probes({}, {})
-        )
-    assert server.port is None
-    await server.stop()
+    settings = ops_settings.model_copy(
+        update={"metrics_port": taken_port, "environment": environment}
+    )
+    with pytest.raises(ProbePortUnavailable, match=f"127.0.0.1:{taken_port}.*HERALD_METRICS_PORT"):
+        await start_probe_server(settings, "publisher", Probes({}, {}))
+
+
+async def test_in_dev_a_taken_probe_port_is_swapped_for_a_free_one_and_said(
+    ops_settings: Settings, taken_port: int
+) -> None:
+    settings = ops_settings.model_copy(update={"metrics_port": taken_port, "environment": "dev"})
+    with json_logs("publisher") as logs:
+        server = await start_probe_server(settings, "publisher", Probes({}, {}))
+    try:
+        assert server.port != taken_port
+        assert await answers_healthz(server.port)
+    finally:
+        await server.stop()
+    said = {line["event"]: line for line in log_lines(logs)}
+    swapped = said["probe port taken; listening on a free port instead"]
+    assert (swapped["port"], swapped["bound"]) == (taken_port, server.port)
+    assert said["probe server listening"]["port"] == server.port
+
+
+async def test_an_inherited_listening_socket_is_served_instead_of_the_port(
+    ops_settings: Settings, taken_port: int
+) -> None:
+    """As `make run` hands each service the socket it printed: the settings' port (here one
+    held by someone else) is not even tried."""
+    with socket.create_server(("127.0.0.1", 0)) as inherited:
+        # The service's own copy of the descriptor, as a child process has: it closes it.
+        fd = os.dup(inherited.fileno())
+        settings = ops_settings.model_copy(update={"metrics_fd": fd, "metrics_port": taken_port})
+        server = await start_probe_server(settings, "scheduler", Probes({}, {}))
+        try:
+            assert server.port == inherited.getsockname()[1]
+            assert await answers_healthz(server.port)
+        finally:
+            await server.stop()

@@ -3,6 +3,11 @@ processes): probes answer, a publish shows up in /metrics, and the API sees the 
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import httpx
@@ -70,3 +75,20 @@ async def test_workers_serve_probes_and_metrics_and_the_api_sees_the_publisher(
     assert metric_value(scheduler, "herald_scheduler_batch_size_count") == 1
     assert metric_value(scheduler, 'herald_queue_ready_jobs{platform="mastodon"}') is not None
     assert api_ready["publishers"]["sandbox"] == "ok"
+
+
+async def test_outside_dev_a_service_whose_probe_port_is_taken_does_not_start(
+    settings: Settings,
+) -> None:
+    """Not a warning and a service without probes: a process that exits, saying why."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = service_env(settings, HERALD_METRICS_PORT=str(port), HERALD_LOG_LEVEL="INFO")
+        script = os.path.join(os.path.dirname(sys.executable), "herald-scheduler")
+        finished = await asyncio.to_thread(
+            subprocess.run, [script], env=env, capture_output=True, text=True, timeout=60
+        )
+    assert finished.returncode != 0
+    output = finished.stdout + finished.stderr
+    assert f"cannot serve /healthz, /readyz and /metrics on 127.0.0.1:{port}" in output
+    assert "scheduler started" not in output

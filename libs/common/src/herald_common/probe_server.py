@@ -5,15 +5,18 @@ A service describes its checks as :class:`Probes`; each check returns ``None`` w
 short reason. Both health endpoints answer ``{"status": "ok"|"unavailable", "checks": {...}}``,
 the same shape as the API's, with 200 or 503.
 
-The port comes from ``HERALD_METRICS_PORT`` (else the service's default). A port already in
-use is logged and the service runs on without the server: a second copy of a service on a
-developer's machine must not die for it. In a pod nothing else holds the port, and the
-probes failing would show it.
+The port comes from ``HERALD_METRICS_PORT`` (else the service's default). In dev, a port
+already in use is swapped for any free one, which the log line names: a second copy of a
+service on a developer's machine must not lose its probes for it. Anywhere else it is a start-up
+error: a pod whose probes cannot be served would be restarted for a reason nobody can see.
+A supervisor can instead hand the service a listening socket (``HERALD_METRICS_FD``), as
+``make run`` does, so the ports it prints are the ones served, whoever starts meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -130,9 +133,13 @@ def build_app(probes: Probes) -> web.Application:
     return app
 
 
+class ProbePortUnavailable(Exception):
+    """The probe server cannot listen where the settings say (outside dev)."""
+
+
 class ProbeServer:
-    def __init__(self, runner: web.AppRunner | None, port: int | None) -> None:
-        self._runner = runner
+    def __init__(self, runner: web.AppRunner, port: int) -> None:
+        self._runner: web.AppRunner | None = runner
         self.port = port
 
     async def stop(self) -> None:
@@ -142,25 +149,46 @@ class ProbeServer:
 
 
 async def start_probe_server(settings: Settings, service: str, probes: Probes) -> ProbeServer:
-    """Serve ``probes`` on ``HERALD_METRICS_HOST``/``PORT``; ``port`` is None if it could not."""
-    port = settings.metrics_port if settings.metrics_port is not None else DEFAULT_PORTS[service]
+    """Serve ``probes`` on the inherited socket, else on ``HERALD_METRICS_HOST``/``PORT``.
+
+    Raises ProbePortUnavailable when the port is taken, except in dev, where any free port
+    is taken instead."""
     runner = web.AppRunner(build_app(probes), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.metrics_host, port)
+    host = settings.metrics_host
+    port = settings.metrics_port if settings.metrics_port is not None else DEFAULT_PORTS[service]
     try:
-        await site.start()
+        if settings.metrics_fd is not None:
+            await web.SockSite(runner, socket.socket(fileno=settings.metrics_fd)).start()
+        else:
+            await _listen(runner, settings, port)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = _bound_port(runner) or port
+    log.info("probe server listening", host=host, port=bound)
+    return ProbeServer(runner, bound)
+
+
+async def _listen(runner: web.AppRunner, settings: Settings, port: int) -> None:
+    host = settings.metrics_host
+    try:
+        await web.TCPSite(runner, host, port).start()
     except OSError as exc:
+        if settings.environment != "dev":
+            log.error("probe server cannot listen", host=host, port=port, error=str(exc))
+            raise ProbePortUnavailable(
+                f"cannot serve /healthz, /readyz and /metrics on {host}:{port} ({exc}); "
+                "free that port or set HERALD_METRICS_PORT to another (0: any free port)"
+            ) from exc
+        await web.TCPSite(runner, host, 0).start()
         log.warning(
-            "probe server not started: port unavailable",
-            host=settings.metrics_host,
+            "probe port taken; listening on a free port instead",
+            host=host,
             port=port,
+            bound=_bound_port(runner),
             error=str(exc),
         )
-        await runner.cleanup()
-        return ProbeServer(None, None)
-    bound = _bound_port(runner) or port
-    log.info("probe server listening", host=settings.metrics_host, port=bound)
-    return ProbeServer(runner, bound)
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:

@@ -100,10 +100,14 @@ class Settings(BaseSettings):
     # Operations
     # The scheduler, publisher and analytics serve /healthz, /readyz and /metrics on this
     # address (the API serves them on its own port). No port: the service's own default
-    # (scheduler 9101, publisher 9102, analytics 9103), so `make run` fits on one host;
-    # 0 picks a free port. Containers set 0.0.0.0 and one port for all.
+    # (scheduler 9101, publisher 9102, analytics 9103); 0 picks a free port. Containers set
+    # 0.0.0.0 and one port for all. A port in use is a start-up error, except in dev, where
+    # a free port is taken instead.
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # A listening socket inherited from a supervisor (`make run` passes one per service), served
+    # instead of binding HERALD_METRICS_HOST/PORT.
+    metrics_fd: int | None = Field(default=None, ge=0)
     # A service loop (scheduler pass, publisher poll, analytics check) that has not finished
     # a turn for this long fails /healthz, so the pod is restarted; one that has not
     # succeeded for this long fails /readyz.
