@@ -7,12 +7,17 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from herald_common.probe_server import DEFAULT_PORTS
 from herald_dev.datadir import data_dir
 from herald_dev.ports import port_is_free
 from herald_dev.scripts import script
@@ -25,6 +30,10 @@ READY_TIMEOUT_SECONDS = 60.0
 READY_POLL_SECONDS = 0.25
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = "8000"
+DEFAULT_METRICS_HOST = "127.0.0.1"
+# The services that serve /healthz, /readyz and /metrics on a port of their own (the API
+# serves them on its port), and the port each prefers: its own default.
+PROBE_PORTS = {name: DEFAULT_PORTS[name] for name in ("scheduler", "publisher", "analytics")}
 
 
 class RunError(Exception):
@@ -44,14 +53,34 @@ def run() -> int:
         password = dev_demo_password(data_dir())
         seeded = _seed(api_key, password, env)
         api_url = f"http://{_reachable(host)}:{port}"
-        banner = _banner(api_url, api_key, seeded, password)
+        metrics_host = env.get("HERALD_METRICS_HOST", DEFAULT_METRICS_HOST)
         # asyncio resets SIGTERM to the default action when its loop closes; restore ours so a
         # SIGTERM while the servers stop still unwinds cleanly.
         on_sigterm = signal.getsignal(signal.SIGTERM)
         try:
-            return asyncio.run(_supervise(env, api_url, banner))
+            with probe_sockets(metrics_host) as probes:
+                ports = {name: sock.getsockname()[1] for name, sock in probes.items()}
+                banner = _banner(api_url, api_key, seeded, password, metrics_host, ports)
+                return asyncio.run(_supervise(env, api_url, banner, probes))
         finally:
             signal.signal(signal.SIGTERM, on_sigterm)
+
+
+@contextmanager
+def probe_sockets(host: str) -> Iterator[dict[str, socket.socket]]:
+    """A listening socket for each service's probes: on its usual port when that is free,
+    else on any free one. Held here for the whole run and handed to every start of the
+    service (HERALD_METRICS_FD), so the ports printed are the ports served, across restarts,
+    whatever else starts on the machine meanwhile."""
+    with ExitStack() as held:
+        sockets = {}
+        for name, port in PROBE_PORTS.items():
+            try:
+                sock = socket.create_server((host, port))
+            except OSError:  # taken: any free port will do, and is printed
+                sock = socket.create_server((host, 0))
+            sockets[name] = held.enter_context(sock)
+        yield sockets
 
 
 def dev_api_key(directory: Path) -> str:
@@ -107,7 +136,9 @@ def _step(what: str, argv: list[str], env: dict[str, str]) -> str:
     return result.stdout
 
 
-async def _supervise(env: dict[str, str], api_url: str, banner: str) -> int:
+async def _supervise(
+    env: dict[str, str], api_url: str, banner: str, probes: dict[str, socket.socket]
+) -> int:
     loop = asyncio.get_running_loop()
     supervisor = Supervisor(env, name_width=max(map(len, SERVICES)))
     stop_requested = asyncio.Event()
@@ -121,7 +152,13 @@ async def _supervise(env: dict[str, str], api_url: str, banner: str) -> int:
         loop.add_signal_handler(signum, on_signal)
     try:
         for name in SERVICES:
-            await supervisor.start(name, [script(f"herald-{name}")])
+            probe = probes.get(name)
+            await supervisor.start(
+                name,
+                [script(f"herald-{name}")],
+                env={} if probe is None else {"HERALD_METRICS_FD": str(probe.fileno())},
+                pass_fds=() if probe is None else (probe.fileno(),),
+            )
         return await _watch(supervisor, stop_requested, api_url, banner)
     finally:
         _note("stopping the services")
@@ -133,25 +170,22 @@ async def _supervise(env: dict[str, str], api_url: str, banner: str) -> int:
 async def _watch(
     supervisor: Supervisor, stop_requested: asyncio.Event, api_url: str, banner: str
 ) -> int:
-    """0 when stopped on request; 1 when a service exits or the API never becomes ready."""
-    stopping = asyncio.create_task(stop_requested.wait())
-    exited = asyncio.create_task(supervisor.first_exit())
+    """0 when stopped on request; 1 when a service keeps dying or the API never becomes ready.
+    A service that dies once is the supervisor's to restart."""
+    stopping: asyncio.Future[Any] = asyncio.create_task(stop_requested.wait())
+    gave_up: asyncio.Future[Any] = supervisor.gave_up()
     ready = asyncio.create_task(_wait_ready(api_url))
     try:
-        await asyncio.wait({stopping, exited, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if ready.done() and not (stopping.done() or exited.done()):
+        await asyncio.wait({stopping, gave_up, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done() and not (stopping.done() or gave_up.done()):
             if not ready.result():
                 _note(f"the API at {api_url} was not ready within {READY_TIMEOUT_SECONDS:.0f}s")
                 return 1
             print(banner, flush=True)
-            await asyncio.wait({stopping, exited}, return_when=asyncio.FIRST_COMPLETED)
-        if exited.done() and not stopping.done():
-            child = exited.result()
-            _note(f"{child.name} exited with code {child.process.returncode}; stopping the rest")
-            return 1
-        return 0
+            await asyncio.wait({stopping, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+        return 1 if gave_up.done() and not stopping.done() else 0
     finally:
-        for task in (stopping, exited, ready):
+        for task in (stopping, gave_up, ready):
             task.cancel()
 
 
@@ -170,13 +204,24 @@ async def _wait_ready(api_url: str) -> bool:
     return False
 
 
-def _banner(api_url: str, api_key: str, seeded: dict[str, str], password: str) -> str:
+def _banner(
+    api_url: str,
+    api_key: str,
+    seeded: dict[str, str],
+    password: str,
+    metrics_host: str,
+    probe_ports: dict[str, int],
+) -> str:
+    probes = "  ".join(
+        f"{name} http://{_reachable(metrics_host)}:{port}" for name, port in probe_ports.items()
+    )
     return "\n".join(
         [
             "",
-            "Herald is running (Ctrl-C stops everything).",
+            "Herald is running (Ctrl-C stops everything; a service that dies is restarted).",
             f"  API              {api_url}",
             f"  Docs             {api_url}/docs",
+            f"  Probes, metrics  {probes}  (/healthz /readyz /metrics)",
             f"  Workspace        {seeded['workspace_id']}",
             f"  Demo user        {seeded['email']}  password: {password}",
             f"  API key          {api_key}",
