@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import publishing
-from bench.common import LOGS, note, result_name, write_result
+from bench.report import note, result_name, write_result
+from bench.services import LOGS
 
 Runner = Callable[[argparse.Namespace], dict[str, Any]]
 

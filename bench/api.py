@@ -17,26 +17,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.common import (
-    RESULTS,
-    RedisServer,
-    bench_settings,
-    cpu_between,
-    cpu_seconds,
-    db_sessions,
-    free_port,
-    fresh_database,
-    note,
-    print_table,
-    seed_targets,
-    service_env,
-    spawn,
-    spawn_module,
-    stop,
-    tree_cpu_seconds,
-    wait_http,
-)
 from bench.publishing import start_profiler, summarize_profile
+from bench.report import RESULTS, note, print_table
+from bench.seed import db_sessions, seed_targets
+from bench.servers import RedisServer, free_port, fresh_database, wait_http
+from bench.services import bench_settings, service_env, spawn, spawn_module, stop
+from bench.usage import cpu_between, cpu_seconds, tree_cpu_seconds
 
 POST_LUA = """
 wrk.method = "POST"

@@ -16,16 +16,10 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bench.common import (
-    RedisServer,
-    bench_settings,
-    db_sessions,
-    fresh_database,
-    note,
-    print_table,
-    seed_targets,
-    status_counts,
-)
+from bench.report import note, print_table
+from bench.seed import db_sessions, seed_targets, status_counts
+from bench.servers import RedisServer, fresh_database
+from bench.services import bench_settings
 from herald_common.queue import queue_name
 from herald_common.settings import Settings
 from herald_scheduler.enqueue import enqueue_due

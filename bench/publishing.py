@@ -27,32 +27,19 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from bench.common import (
-    RESULTS,
-    TERMINAL,
+from bench.plot import plot_publishing
+from bench.report import RESULTS, lateness_summary, note, print_table, result_name
+from bench.seed import TERMINAL, db_sessions, seed_targets, status_counts, utc_in
+from bench.servers import (
     Arrival,
     RedisServer,
     arrivals,
-    bench_settings,
-    cpu_between,
-    cpu_seconds,
-    db_sessions,
     fake_platform,
     fresh_database,
-    lateness_summary,
-    memory_mib,
-    note,
-    print_table,
     reset_arrivals,
-    result_name,
-    seed_targets,
-    service_env,
-    spawn,
-    status_counts,
-    stop,
-    utc_in,
 )
-from bench.plot import plot_publishing
+from bench.services import bench_settings, service_env, spawn, stop
+from bench.usage import cpu_between, cpu_seconds, memory_mib
 from herald_common.http import create_http_client
 from herald_common.settings import Settings
 
