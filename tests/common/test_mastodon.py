@@ -11,6 +11,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
+from email.utils import format_datetime
 from uuid import UUID, uuid4
 
 import httpx
@@ -42,6 +43,7 @@ from herald_common.platforms.text import (
     mastodon_length,
 )
 from herald_common.settings import Settings
+from tests.fakes.http import FakePlatform, answer
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.media import MemoryMedia
 
@@ -277,6 +279,37 @@ async def test_rate_limit_wait_is_measured_on_herald_clock(
         await mastodon.publish(publish_request())
 
     assert 590 < raised.value.retry_after <= 600
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [
+        ("120", 120.0),  # delay-seconds
+        ("date", 300.0),  # an HTTP date five minutes ahead on Herald's clock
+        ("soon", 60.0),  # unreadable: the default wait
+        ("0", 1.0),  # never less than a second
+    ],
+)
+async def test_a_proxys_retry_after_is_read_when_mastodon_names_no_reset(
+    restore_clock: None, retry_after: str, expected: float
+) -> None:
+    clock.advance(timedelta(hours=2))  # the wait is measured on Herald's clock
+    if retry_after == "date":
+        retry_after = format_datetime(clock.now() + timedelta(minutes=5), usegmt=True)
+    proxy = FakePlatform(
+        {
+            ("POST", "/api/v1/statuses"): answer(
+                429, {"error": "Too many requests"}, {"Retry-After": retry_after}
+            )
+        }
+    )
+    settings = Settings(environment="test", mastodon_api_base="https://mastodon.test")
+    mastodon = Mastodon(settings, proxy.client())
+
+    with pytest.raises(RateLimited) as raised:
+        await mastodon.publish(publish_request())
+
+    assert raised.value.retry_after == pytest.approx(expected, abs=1.0)
 
 
 async def test_server_error_is_transient_and_creates_nothing(

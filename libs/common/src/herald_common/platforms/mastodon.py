@@ -24,13 +24,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from herald_common import clock
-from herald_common.http import TRANSPORT_ERRORS, transport_failure
+from herald_common.http import TRANSPORT_ERRORS, retry_after_seconds, transport_failure
 from herald_common.platforms.base import (
     AccountCredentials,
     ContentProblem,
@@ -367,31 +366,30 @@ def _error_message(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float:
-    """Seconds until Mastodon lets this account in again.
+    """Seconds until Mastodon lets this account in again."""
+    wait = seconds_until_reset(response)
+    return DEFAULT_RETRY_AFTER_SECONDS if wait is None else max(wait, MIN_RETRY_AFTER_SECONDS)
+
+
+def seconds_until_reset(response: httpx.Response) -> float | None:
+    """Seconds until the reset a 429 from Mastodon announces (negative when it has passed on
+    our clock), or ``None`` when it names none that can be read.
 
     Mastodon announces the reset as an ISO 8601 time in ``X-RateLimit-Reset``
     (rack_attack.rb's throttled_responder: ``(now + ...).iso8601(6)``); ``Retry-After``
     (seconds or an HTTP date) is read when a proxy in front answered instead.
     """
-    reset = _parse_time(response.headers.get("X-RateLimit-Reset"), iso=True)
-    if reset is None:
-        retry_after = response.headers.get("Retry-After")
-        if retry_after is not None and retry_after.strip().isdigit():
-            return max(float(retry_after), MIN_RETRY_AFTER_SECONDS)
-        reset = _parse_time(retry_after, iso=False)
-    if reset is None:
-        return DEFAULT_RETRY_AFTER_SECONDS
-    return max((reset - clock.now()).total_seconds(), MIN_RETRY_AFTER_SECONDS)
-
-
-def _parse_time(value: str | None, *, iso: bool) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value) if iso else parsedate_to_datetime(value)
-    except (ValueError, TypeError):
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    now = clock.now()
+    reset = response.headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            moment = datetime.fromisoformat(reset)
+        except ValueError:
+            pass
+        else:
+            moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+            return (moment - now).total_seconds()
+    return retry_after_seconds(response.headers.get("Retry-After"), now)
 
 
 def _minutes(age: timedelta) -> str:
