@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,9 +24,10 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from herald_api.accounts.mastodon import RegisteredApp, save_app
-from herald_api.accounts.oauth import STATE_KEY
+from herald_api.accounts.apps import save_app
+from herald_api.accounts.authorizations import STATE_KEY
 from herald_api.main import create_app
+from herald_common.accounts.base import RegisteredApp
 from herald_common.accounts.refresh import TokenRefresher
 from herald_common.crypto import TokenCipher
 from herald_common.http import create_http_client
@@ -388,6 +390,27 @@ async def test_an_instance_refusing_registration_is_a_problem_naming_the_token_p
         )
         assert pasted.status_code == 201, pasted.text
     assert await app_rows(sessions) == []
+
+
+async def test_an_instance_rate_limiting_the_registration_says_when_to_try_again(
+    settings: Settings,
+    tenant: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    fake: FakeMastodon,
+) -> None:
+    headers = await admin(sessions, settings, tenant)
+    fake.oauth.registrations_throttled_for = timedelta(seconds=90)
+    async with herald(settings) as http:
+        started = await http.post(
+            "/v1/accounts/connect/mastodon", json={"instance_url": fake.base_url}, headers=headers
+        )
+    assert_problem(started, 502)
+    assert started.json()["type"].endswith("/platform-unavailable")
+    assert "rate limiting" in started.json()["detail"]
+    # X-RateLimit-Reset, an ISO 8601 time, as seconds from now.
+    assert 85 <= int(started.headers["Retry-After"]) <= 90
+    assert paths(fake, "/api/v1/apps") == [429]
+    assert fake.oauth.apps == [] and await app_rows(sessions) == []
 
 
 async def test_disconnecting_revokes_the_token_at_the_instance(

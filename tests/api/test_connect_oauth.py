@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from herald_api.accounts.oauth import STATE_KEY
+from herald_api.accounts.authorizations import STATE_KEY
 from herald_api.main import create_app
 from herald_common.crypto import TokenCipher
 from herald_common.db.models import PostTarget, SocialAccount

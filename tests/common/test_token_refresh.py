@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common import clock
 from herald_common.accounts import oauth
+from herald_common.accounts.base import Connection
 from herald_common.accounts.refresh import TokenRefresher
-from herald_common.accounts.store import Connection, save_connection
+from herald_common.accounts.store import save_connection
+from herald_common.accounts.x import XOAuth
 from herald_common.crypto import TokenCipher
 from herald_common.db.models import SocialAccount
 from herald_common.platforms.errors import AuthExpired
@@ -55,7 +57,7 @@ async def connected_account(
     tenant: Tenant,
 ) -> uuid.UUID:
     """An X account connected through the real flow: authorize, exchange, save."""
-    client = oauth.oauth_client(settings, "x")
+    client = XOAuth(settings, http).client()
     assert client is not None
     state, verifier = oauth.new_state(), oauth.new_code_verifier()
     back = await server.authorize(oauth.authorization_url(client, REDIRECT, state, verifier))

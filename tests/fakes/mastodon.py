@@ -576,7 +576,7 @@ class FakeMastodon:
         reset = now + timedelta(
             seconds=MEDIA_UPLOAD_PERIOD_SECONDS - epoch % MEDIA_UPLOAD_PERIOD_SECONDS
         )
-        return _too_many_requests(self.media_upload_limit, reset)
+        return too_many_requests(self.media_upload_limit, reset)
 
     async def _verify_credentials(self, request: Request) -> Response:
         account, token = self._authenticate(request)
@@ -629,7 +629,7 @@ class FakeMastodon:
     def _fault_response(self, fault: _Fault) -> Response:
         if fault.kind == "rate_limit":
             reset = self._clock() + timedelta(seconds=fault.seconds)
-            return _too_many_requests(fault.limit, reset)
+            return too_many_requests(fault.limit, reset)
         return JSONResponse({"error": fault.error}, status_code=fault.status_code)
 
     def _answer(
@@ -781,7 +781,7 @@ def _unprocessable(error: str) -> Response:
     return JSONResponse({"error": error}, status_code=422)
 
 
-def _too_many_requests(limit: int, reset: datetime) -> Response:
+def too_many_requests(limit: int, reset: datetime) -> Response:
     """rack_attack.rb's throttled_responder."""
     return JSONResponse(
         {"error": "Too many requests"},

@@ -105,6 +105,10 @@ class _OAuthState:
     revoked: set[str] = field(default_factory=set)
 
 
+# config/initializers/rack_attack.rb, throttle_unauthenticated_api: 300 per 5 minutes per IP.
+UNAUTHENTICATED_API_LIMIT = 300
+
+
 class MastodonOAuth:
     """Part of a :class:`FakeMastodon`; reach it as ``fake.oauth``."""
 
@@ -115,6 +119,9 @@ class MastodonOAuth:
         self.registration_delay = 0.0
         # False: POST /api/v1/apps answers 403, as a server that forbids new applications.
         self.registrations_open = True
+        # Set: POST /api/v1/apps answers rack_attack's 429 (throttle_unauthenticated_api), its
+        # reset this long from now.
+        self.registrations_throttled_for: timedelta | None = None
 
     # -- what tests read and do ------------------------------------------------------------
 
@@ -160,6 +167,11 @@ class MastodonOAuth:
             await asyncio.sleep(self.registration_delay)
         if not self.registrations_open:
             return self._answer(request, _error(403, "This action is not allowed"))
+        if self.registrations_throttled_for is not None:
+            from tests.fakes.mastodon import too_many_requests  # that module imports this one
+
+            reset = self._fake._clock() + self.registrations_throttled_for
+            return self._answer(request, too_many_requests(UNAUTHENTICATED_API_LIMIT, reset))
         name = str(params.get("client_name") or "")
         redirects = params.get("redirect_uris") or ""
         uris = tuple(redirects) if isinstance(redirects, list) else tuple(str(redirects).split())

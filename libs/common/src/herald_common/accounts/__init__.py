@@ -1,1 +1,2 @@
-"""Connected social accounts: OAuth clients, token storage and refresh."""
+"""Connecting social accounts: one module per platform (how it connects), the OAuth 2.0 they
+share, saving an account and refreshing its tokens."""

@@ -29,7 +29,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common import clock
-from herald_common.accounts import oauth
+from herald_common.accounts.base import AppOAuthFlow
+from herald_common.accounts.errors import OAuthError, PlatformUnavailable
+from herald_common.accounts.oauth import OAuthClient
+from herald_common.accounts.registry import app_flow
 from herald_common.crypto import TokenCipher
 from herald_common.db.models import SocialAccount
 from herald_common.logging import get_logger
@@ -89,7 +92,7 @@ class TokenRefresher:
         due = (
             token_expires_at is not None
             and token_expires_at <= clock.now() + self.margin
-            and oauth.oauth_client(self.settings, platform) is not None
+            and self._flow(platform) is not None
         )
         if not due:
             return self._decrypt(access_token_enc)
@@ -130,8 +133,15 @@ class TokenRefresher:
             and account.refresh_token_enc is not None
             and account.token_expires_at is not None
             and account.token_expires_at <= clock.now() + self.margin
-            and oauth.oauth_client(self.settings, account.platform) is not None
+            and self._flow(account.platform) is not None
         )
+
+    def _flow(self, platform: str) -> tuple[AppOAuthFlow, OAuthClient] | None:
+        """The platform's OAuth flow and Herald's client there, when its tokens can be
+        refreshed (an OAuth platform configured on this Herald)."""
+        flow = app_flow(platform, self.settings, self.http)
+        client = None if flow is None else flow.client()
+        return None if flow is None or client is None else (flow, client)
 
     def _decrypt(self, value: bytes | None) -> str | None:
         if value is None:
@@ -154,15 +164,16 @@ class TokenRefresher:
                 raise AuthExpired(f"the {account.platform} account is {account.status}; reconnect")
             if not self._due(account):  # another process refreshed it while we waited
                 return FreshToken(self._decrypt(account.access_token_enc), refreshed=False)
-            client = oauth.oauth_client(self.settings, account.platform)
+            refreshing = self._flow(account.platform)
             refresh_token = self._decrypt(account.refresh_token_enc)
-            assert client is not None
+            assert refreshing is not None
             assert refresh_token is not None
+            flow, client = refreshing
             try:
-                tokens = await oauth.refresh_tokens(self.http, client, refresh_token, clock.now())
-            except oauth.OAuthUnavailable as exc:
+                tokens = await flow.refresh(client, refresh_token, clock.now())
+            except PlatformUnavailable as exc:
                 raise Transient(f"{account.platform} token refresh: {exc}") from exc
-            except oauth.OAuthError as exc:
+            except OAuthError as exc:
                 if not exc.grant_rejected and exc.http_status not in (400, 401):
                     raise Transient(f"{account.platform} token refresh: {exc}") from exc
                 account.status = AccountStatus.REQUIRES_REAUTH.value

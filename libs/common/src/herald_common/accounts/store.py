@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,25 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from herald_common.accounts.base import Connection
 from herald_common.crypto import TokenCipher
 from herald_common.db.models import SocialAccount
 from herald_common.db.repositories.targets import resume_held_targets
 from herald_common.statuses import AccountStatus
-
-
-@dataclass(frozen=True, slots=True)
-class Connection:
-    """What a successful connection learned about the account, tokens in the clear."""
-
-    platform: str
-    external_id: str
-    handle: str
-    display_name: str | None
-    access_token: str
-    refresh_token: str | None = None
-    expires_at: datetime | None = None
-    scopes: Sequence[str] = ()
-    instance_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

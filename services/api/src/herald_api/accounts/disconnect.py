@@ -6,9 +6,11 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from herald_api.accounts import mastodon
+from herald_api.accounts import apps
 from herald_api.resources import Resources
-from herald_common.accounts import oauth
+from herald_common.accounts.base import OAuthFlow
+from herald_common.accounts.oauth import OAuthClient
+from herald_common.accounts.registry import APP_FLOWS, INSTANCE_FLOWS
 from herald_common.crypto import TokenCipher
 from herald_common.db.models import SocialAccount
 from herald_common.logging import get_logger
@@ -21,18 +23,17 @@ async def revoke(resources: Resources, session: AsyncSession, account: SocialAcc
     """Best effort: a platform that cannot be reached, or refuses, does not keep the account
     connected (the failure is logged).
 
-    X revokes through ``POST /2/oauth2/revoke`` (refresh token, then access token). Mastodon
-    revokes through ``POST {instance}/oauth/revoke`` with the client id and secret of Herald's
-    application on the instance; a pasted token was issued to the person's own application,
-    which Mastodon does not let Herald revoke (it answers 403). LinkedIn offers no revocation
-    to ordinary apps. Telegram bot tokens and Discord webhooks belong to the person: Herald
-    only forgets them."""
-    if account.platform == "mastodon":
-        await _revoke_mastodon(resources, session, account)
+    Each token the account holds (refresh token, then access token) is revoked with the
+    client that connected it: Herald's configured application (X revokes through
+    ``POST /2/oauth2/revoke``), or Herald's application on the account's instance (Mastodon,
+    ``POST {instance}/oauth/revoke``). A pasted Mastodon token was issued to the person's own
+    application, which Mastodon does not let Herald revoke (it answers 403). LinkedIn offers
+    no revocation to ordinary apps. Telegram bot tokens, Discord webhooks and Bluesky app
+    passwords belong to the person: Herald only forgets them."""
+    revoking = await _revoking_client(resources, session, account)
+    if revoking is None:
         return
-    client = oauth.oauth_client(resources.settings, account.platform)
-    if client is None or client.revoke_url is None:
-        return
+    flow, client = revoking
     cipher = TokenCipher.from_settings(resources.settings)
     for hint, encrypted in (
         ("refresh_token", account.refresh_token_enc),
@@ -44,32 +45,38 @@ async def revoke(resources: Resources, session: AsyncSession, account: SocialAcc
             token = cipher.decrypt(encrypted)
         except InvalidToken:
             continue
-        revoked = await oauth.revoke_token(resources.http, client, token, hint)
+        if await _token_shared(session, cipher, account, token):
+            # Mastodon reuses a live token for the same person and application
+            # (Doorkeeper's reuse_access_token), so the same account connected in another
+            # workspace may hold this very token: revoking it would disconnect that one too.
+            log.info("token still used by another connection", account_id=str(account.id))
+            continue
+        revoked = await flow.revoke(client, token, hint)
         log.info("token revoked", account_id=str(account.id), kind=hint, revoked=revoked)
 
 
-async def _revoke_mastodon(
+async def _revoking_client(
     resources: Resources, session: AsyncSession, account: SocialAccount
-) -> None:
-    if account.instance_url is None or account.access_token_enc is None:
-        return
-    cipher = TokenCipher.from_settings(resources.settings)
-    try:
-        token = cipher.decrypt(account.access_token_enc)
-    except InvalidToken:
-        return
-    client = await mastodon.stored_client(resources, session, account.instance_url)
-    if client is None:
-        log.info("mastodon token not revocable (no application)", account_id=str(account.id))
-        return
-    if await _token_shared(session, cipher, account, token):
-        # Mastodon reuses a live token for the same person and application
-        # (Doorkeeper's reuse_access_token), so the same Mastodon account connected in another
-        # workspace may hold this very token: revoking it would disconnect that one too.
-        log.info("mastodon token still used by another connection", account_id=str(account.id))
-        return
-    revoked = await oauth.revoke_token(resources.http, client, token, "access_token")
-    log.info("token revoked", account_id=str(account.id), kind="access_token", revoked=revoked)
+) -> tuple[OAuthFlow, OAuthClient] | None:
+    """The platform's flow and the client that connected the account, when it can revoke."""
+    settings, http = resources.settings, resources.http
+    app_flow = APP_FLOWS.get(account.platform)
+    instance_flow = INSTANCE_FLOWS.get(account.platform)
+    flow: OAuthFlow
+    client: OAuthClient | None
+    if app_flow is not None:
+        configured = app_flow(settings, http)
+        flow, client = configured, configured.client()
+    elif instance_flow is not None and account.instance_url is not None:
+        on_instance = instance_flow(settings, http, account.instance_url)
+        flow, client = on_instance, await apps.stored_client(resources, session, on_instance)
+        if client is None:
+            log.info("token not revocable (no application)", account_id=str(account.id))
+    else:
+        return None
+    if client is None or client.revoke_url is None:
+        return None
+    return flow, client
 
 
 async def _token_shared(

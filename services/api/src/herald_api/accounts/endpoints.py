@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response, status
 from sqlalchemy.exc import IntegrityError
 
-from herald_api.accounts import credentials as checks
-from herald_api.accounts import disconnect, mastodon, oauth
+from herald_api.accounts import connect, disconnect
+from herald_api.accounts.problems import connect_problems
 from herald_api.accounts.schemas import (
     AccountCreate,
     AccountList,
@@ -17,15 +17,11 @@ from herald_api.accounts.schemas import (
     AuthorizationStarted,
     ConnectablePlatform,
     ConnectCredentials,
-    MastodonInstance,
     OAuthPlatform,
 )
 from herald_api.auth.permissions import Permission, Principal
 from herald_api.deps import ResourcesDep, SessionDep, WorkspaceDep, require
 from herald_api.problems import CONFLICT, NOT_FOUND, ProblemError, Responses, problem_doc
-from herald_common import clock
-from herald_common.accounts.store import save_connection
-from herald_common.crypto import TokenCipher
 from herald_common.db.models import SocialAccount
 from herald_common.db.repositories import accounts
 from herald_common.statuses import AccountStatus
@@ -34,8 +30,6 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 # The platform's redirect back to Herald: no credentials, the single-use state names the
 # workspace that started the connection.
 callback_router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
-
-OAUTH_PLATFORMS = {ConnectablePlatform.X, ConnectablePlatform.LINKEDIN}
 CONNECT_RESPONSES: Responses = {
     409: problem_doc("Connecting this platform is not configured on this Herald."),
     422: problem_doc(
@@ -131,31 +125,14 @@ async def connect_account(
     platform, stored encrypted, and answer 201 with the account. Connecting an account that is
     already there updates it; one that needed re-authorization becomes active again and its
     held posts are rescheduled."""
-    if platform in OAUTH_PLATFORMS:
-        if credentials is not None:
-            raise ProblemError(
-                422, "wrong-credentials", f"{platform} connects through OAuth: send no body."
-            )
-        client = oauth.client_for(resources, platform.value)
-        return await oauth.start(resources, principal, client, clock.now())
-    if isinstance(credentials, MastodonInstance) and platform == ConnectablePlatform.MASTODON:
-        instance = await checks.checked_origin(
-            resources, "Mastodon instance", credentials.instance_url
+    with connect_problems():
+        connected = await connect.connect(
+            resources, session, principal, platform.value, credentials
         )
-        client = await mastodon.client_for_connecting(resources, session, instance)
-        return await oauth.start(resources, principal, client, clock.now(), instance)
-    now = clock.now()
-    connection = await checks.check(resources, platform.value, credentials)
-    saved = await save_connection(
-        session,
-        TokenCipher.from_settings(resources.settings),
-        principal.workspace_id,
-        connection,
-        now,
-    )
-    await session.commit()
+    if isinstance(connected, AuthorizationStarted):
+        return connected
     response.status_code = status.HTTP_201_CREATED
-    return to_out(saved.account)
+    return to_out(connected.account)
 
 
 @callback_router.get(
@@ -172,7 +149,8 @@ async def oauth_callback(
     """Where the platform (X, LinkedIn, or the person's Mastodon instance) redirects after the
     person authorized Herald (OAuth 2.0 redirect URI). Public: the single-use ``state``
     identifies the connection that was started."""
-    saved = await oauth.finish(resources, session, platform.value, code, state, error, clock.now())
+    with connect_problems():
+        saved = await connect.callback(resources, session, platform.value, code, state, error)
     return to_out(saved.account)
 
 
