@@ -36,6 +36,7 @@ from herald_common.settings import Settings
 from tests.api.test_bad_input import assert_problem
 from tests.conftest import Tenant, make_tenant
 from tests.fakes.mastodon import FakeMastodon
+from tests.locks import backend_pid, wait_until_blocked
 from tests.members import make_member
 
 PUBLIC_URL = "http://herald.test"
@@ -250,8 +251,9 @@ async def test_two_registrations_stored_at_once_keep_one_row(
     async with sessions() as one, sessions() as two:
         assert (await save_app(one, cipher, instance, first)).client_id == "client-1"
         racing = asyncio.create_task(save_app(two, cipher, instance, second))
-        await asyncio.sleep(0.3)
-        assert not racing.done()  # waiting on the uncommitted row's unique key
+        # The second insert waits on the uncommitted row's unique key, held by the first.
+        await wait_until_blocked(sessions, holder=await backend_pid(one))
+        assert not racing.done()
         await one.commit()
         kept = await racing
         await two.commit()

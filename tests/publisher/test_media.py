@@ -32,6 +32,7 @@ from herald_publisher.publish import PublisherDeps, publish_target, publish_targ
 from tests.conftest import Tenant, make_tenant
 from tests.factories import insert_due_targets, load_target
 from tests.fakes.media import image_bytes
+from tests.services import wait_for
 
 MIB = 1024 * 1024
 
@@ -188,21 +189,30 @@ async def test_a_picture_that_is_gone_fails_the_target_without_posting(
 
 
 class Overlapping(Uploading):
-    """Counts how many posts with pictures are in flight at once."""
+    """Counts how many posts with pictures are in flight at once. Each stays in flight until
+    the other target of its job is in flight too, or waits for room in ``budget``: either way
+    the two attempts are proven to overlap, not just to have had a moment to."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, budget: ByteBudget | None) -> None:
         super().__init__(settings)
+        self.budget = budget
         self.in_flight = 0
         self.most = 0
+        self.overlapped = False  # seen once, for whichever attempt looks later
 
     async def publish(self, request: PublishRequest) -> Published:
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
         try:
-            await asyncio.sleep(0.05)
+            await wait_for(self._other_one_arrived)
             return await super().publish(request)
         finally:
             self.in_flight -= 1
+
+    async def _other_one_arrived(self) -> bool:
+        held_back = self.budget is not None and self.budget.waiting == 1
+        self.overlapped = self.overlapped or self.in_flight == 2 or held_back
+        return self.overlapped
 
 
 @pytest.mark.parametrize(("budget", "together"), [(None, 2), (ByteBudget(15 * MIB), 1)])
@@ -219,7 +229,7 @@ async def test_the_media_budget_bounds_pictures_held_at_once(
     for _ in range(2):
         media_id = await add_media(sessions, tenant.workspace_id, image_bytes(), 10 * MIB)
         targets.append(await due_target_with(sessions, tenant, [media_id]))
-    platform = Overlapping(settings)
+    platform = Overlapping(settings, budget)
     deps = replace(make_deps(platform), media_budget=budget)
 
     outcomes = await publish_targets(deps, [(t, 1) for t in targets])
@@ -241,7 +251,11 @@ async def test_a_picture_larger_than_the_budget_still_goes_alone() -> None:
     async with budget.hold(5 * MIB):
         assert budget.held == MIB  # the whole budget, no more
         waiting = asyncio.create_task(small())
-        await asyncio.sleep(0.01)
+
+        async def small_waits_for_room() -> bool:
+            return budget.waiting == 1
+
+        await wait_for(small_waits_for_room)
         assert not entered.is_set()
     await asyncio.wait_for(entered.wait(), 1)
     assert budget.held == 1

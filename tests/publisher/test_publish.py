@@ -36,6 +36,7 @@ from herald_common.settings import Settings
 from herald_publisher.publish import PublisherDeps, publish_target
 from tests.conftest import Tenant
 from tests.factories import insert_due_targets, load_target
+from tests.locks import backend_pid, wait_until_blocked
 
 
 class ScriptedPlatform(Platform):
@@ -309,7 +310,8 @@ async def test_claim_waits_for_an_uncommitted_enqueue(
         row = await scheduler_session.get(PostTarget, target_id, with_for_update=True)
         assert row is not None
         job = asyncio.create_task(publish_target(make_deps(platform), target_id, 1))
-        await asyncio.sleep(0.3)
+        # The claim waits on the row lock the scheduler's uncommitted batch holds.
+        await wait_until_blocked(sessions, holder=await backend_pid(scheduler_session))
         assert not job.done()
         row.status = "enqueued"
         await scheduler_session.commit()

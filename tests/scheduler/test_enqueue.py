@@ -17,6 +17,7 @@ from herald_common.settings import Settings
 from herald_scheduler import enqueue
 from tests.conftest import Tenant
 from tests.factories import insert_due_targets, queued_targets
+from tests.locks import wait_until_blocked
 from tests.services import running_publisher, wait_for
 
 
@@ -151,7 +152,9 @@ async def test_job_that_fires_before_a_crashed_pass_committed_publishes_once(
 
             async def slow_death(redis: Redis, jobs: Sequence[PublishJob]) -> int:
                 await enqueue_publish_jobs(redis, jobs)
-                await asyncio.sleep(0.5)  # the job fires and waits on our row lock meanwhile
+                # The job fires and its claim waits on this pass's row lock: only then does
+                # the pass die, so the claim is proven to overlap it.
+                await wait_until_blocked(sessions)
                 raise ConnectionResetError("scheduler died")
 
             patch.setattr(enqueue, "enqueue_publish_jobs", slow_death)

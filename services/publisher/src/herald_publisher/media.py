@@ -33,13 +33,19 @@ class ByteBudget:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = 0
+        # Holds waiting for room right now.
+        self.waiting = 0
         self._changed = asyncio.Condition()
 
     @asynccontextmanager
     async def hold(self, size: int) -> AsyncIterator[None]:
         size = min(size, self.limit)
         async with self._changed:
-            await self._changed.wait_for(lambda: self.held + size <= self.limit)
+            self.waiting += 1
+            try:
+                await self._changed.wait_for(lambda: self.held + size <= self.limit)
+            finally:
+                self.waiting -= 1
             self.held += size
         try:
             yield
