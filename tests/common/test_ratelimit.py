@@ -23,6 +23,7 @@ from herald_common.ratelimit import (
     drain_for,
     drain_until,
 )
+from tests.services import wait_for
 
 # Per-second limits so slow that no token can refill while a test runs (one per 28 minutes),
 # which makes success counts exact.
@@ -32,6 +33,22 @@ DAY = 86_400.0
 async def _server_now(redis: Redis) -> float:
     seconds, micros = await redis.time()
     return float(seconds) + float(micros) / 1_000_000
+
+
+async def _redis_time_passes(redis: Redis, moment: float) -> None:
+    """Until Redis's clock, the one the buckets read, is past ``moment``."""
+
+    async def passed() -> bool:
+        return await _server_now(redis) > moment
+
+    await wait_for(passed, interval=0.01)
+
+
+def _windows(first: float) -> tuple[float, ...]:
+    """A bucket is looked at within a window (before its reset, before a token refills);
+    should the machine pause past it meanwhile, the look proves nothing, and it is made again
+    on a fresh bucket with a window twice as long, up to 32 times the first."""
+    return tuple(first * 2**n for n in range(6))
 
 
 async def _tokens(redis: Redis, bucket: TokenBucket) -> float | None:
@@ -60,12 +77,19 @@ async def test_full_bucket_lets_exactly_capacity_through_then_reports_wait(redis
 
 
 async def test_tokens_flow_again_after_the_reported_wait(redis: Redis) -> None:
-    bucket = TokenBucket("t:fast", capacity=2, per_seconds=0.2)
-    assert await _successes(redis, bucket, 2) == 2
+    for window in _windows(0.1):  # here the time one token takes to refill
+        bucket = TokenBucket(f"t:fast:{window}", capacity=2, per_seconds=2 * window)
+        emptied_from = await _server_now(redis)
+        assert await _successes(redis, bucket, 2) == 2
 
-    wait = await acquire(redis, [bucket])
-    assert 0 < wait <= 0.1
-    await asyncio.sleep(wait + 0.02)
+        wait = await acquire(redis, [bucket])
+        if await _server_now(redis) < emptied_from + window:
+            break  # no token can have refilled before the look, as meant
+    else:
+        pytest.fail(f"this machine never looked at an empty bucket within {window} s")
+
+    assert 0 < wait <= window
+    await _redis_time_passes(redis, await _server_now(redis) + wait)
 
     assert await acquire(redis, [bucket]) == 0.0
 
@@ -94,17 +118,22 @@ async def test_a_cost_that_does_not_fit_takes_nothing(redis: Redis) -> None:
 
 
 async def test_drain_until_blocks_until_the_reset_then_tokens_flow(redis: Redis) -> None:
-    bucket = TokenBucket("t:drained", capacity=1000, per_seconds=1)
-    assert await acquire(redis, [bucket]) == 0.0
+    for window in _windows(0.3):
+        bucket = TokenBucket(f"t:drained:{window}", capacity=1000, per_seconds=1)
+        assert await acquire(redis, [bucket]) == 0.0
 
-    reset = await _server_now(redis) + 0.3
-    drained_wait = await drain_until(redis, bucket, reset)
+        reset = await _server_now(redis) + window
+        drained_wait = await drain_until(redis, bucket, reset)
+        waits = [await acquire(redis, [bucket]) for _ in range(20)]
+        if await _server_now(redis) < reset:
+            break  # every look was while the bucket was drained, as meant
+    else:
+        pytest.fail(f"this machine never looked at a drained bucket within {window} s")
 
-    assert 0 < drained_wait <= 0.31
-    waits = [await acquire(redis, [bucket]) for _ in range(20)]
-    assert all(0 < wait <= 0.31 for wait in waits)
+    assert 0 < drained_wait <= window + 0.01
+    assert all(0 < wait <= window + 0.01 for wait in waits)
 
-    await asyncio.sleep(max(waits) + 0.02)
+    await _redis_time_passes(redis, reset)
     assert await acquire(redis, [bucket]) == 0.0
 
 
@@ -290,10 +319,19 @@ _WORKER = textwrap.dedent(
 async def test_after_a_platform_reset_the_bucket_is_full_again(redis: Redis) -> None:
     """The platform's window starts afresh at its reset: waiting a refill from empty would
     hold an account back far longer than the platform does (Mastodon: one post per 36 s)."""
-    bucket = TokenBucket("t:reset-full", capacity=5, per_seconds=3600)
-    await drain_for(redis, bucket, 0.3)
-    assert await acquire(redis, [bucket]) > 0
-    await asyncio.sleep(0.35)
+    for window in _windows(0.3):
+        bucket = TokenBucket(f"t:reset-full:{window}", capacity=5, per_seconds=3600)
+        drained_from = await _server_now(redis)
+        await drain_for(redis, bucket, window)
+        reset_by = await _server_now(redis) + window  # the reset is no later than this
+        before_reset = await acquire(redis, [bucket])
+        if await _server_now(redis) < drained_from + window:
+            break  # the look was while the bucket was drained, as meant
+    else:
+        pytest.fail(f"this machine never looked at a drained bucket within {window} s")
+
+    assert before_reset > 0
+    await _redis_time_passes(redis, reset_by)
     assert [await acquire(redis, [bucket]) for _ in range(5)] == [0.0] * 5
     assert await acquire(redis, [bucket]) > 0
 
