@@ -51,10 +51,15 @@ def compose_steps() -> list[Step]:
 def peer_steps() -> list[Step]:
     """Install the node peers the tests run (a real Bluesky PDS, twitter-text) from their lock
     files before pytest starts, so a cold install (about two minutes for the PDS) is not
-    counted against a test's timeout. Skipped where npm is missing (those tests skip too)."""
+    counted against a test's timeout. Where node or npm is missing those tests fail, saying
+    so (tests/peers/node.py), and this says it first."""
     npm = shutil.which("npm")
-    if npm is None:
-        print("herald-dev: no npm; the node peer tests will be skipped", file=sys.stderr)
+    if npm is None or shutil.which("node") is None:
+        print(
+            "herald-dev: Node.js and npm are not both on PATH: the tests of the node peers "
+            "(tests/peers) will fail; install Node.js 20 with npm",
+            file=sys.stderr,
+        )
         return []
     return [
         (
