@@ -4,7 +4,7 @@ nothing."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import Post, PostTarget
 from tests.conftest import Tenant
 
@@ -24,7 +25,7 @@ async def _counts(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]
 
 
 def _post(account_id: uuid.UUID | str, **overrides: Any) -> dict[str, Any]:
-    when = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    when = (clock.now() + timedelta(hours=1)).isoformat()
     return {"content": "Hi", "scheduled_at": when, "targets": [{"account_id": str(account_id)}]} | (
         overrides
     )

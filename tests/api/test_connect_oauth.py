@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_api.accounts.authorizations import STATE_KEY
 from herald_api.main import create_app
+from herald_common import clock
 from herald_common.crypto import TokenCipher
 from herald_common.db.models import PostTarget, SocialAccount
 from herald_common.roles import Role
@@ -211,7 +212,7 @@ async def test_reconnecting_an_account_needing_reauth_makes_it_active(
             headers=tenant.headers,
             json={
                 "content": "held while X needs re-authorization",
-                "scheduled_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+                "scheduled_at": (clock.now() + timedelta(hours=1)).isoformat(),
                 "targets": [{"account_id": first["id"]}],
             },
         )

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -27,6 +27,7 @@ from schemathesis.checks import not_a_server_error, positive_data_acceptance
 
 from herald_api.mail import Outbox
 from herald_api.main import create_app
+from herald_common import clock
 from herald_common.settings import Settings
 from tests.conftest import free_port
 
@@ -73,7 +74,7 @@ def fuzz_owner(fuzz_api: str) -> dict[str, str]:
         account = http.post(
             "/v1/accounts", headers=headers, json={"platform": "sandbox", "handle": "fuzz"}
         ).json()
-        when = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        when = (clock.now() + timedelta(days=1)).isoformat()
         http.post(
             "/v1/posts",
             headers=headers,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import ApiKey, Invitation, Media, Notification, Post, Workspace
 from herald_common.roles import Role
 from herald_common.settings import Settings
@@ -62,7 +63,7 @@ def _body(operation_id: str, world: World) -> Any:
         "accept_invitation": {"token": "hi_not-a-token"},
         "create_post": {
             "content": "hello",
-            "scheduled_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+            "scheduled_at": (clock.now() + timedelta(hours=1)).isoformat(),
             "targets": [{"account_id": str(world.ids["account_id"])}],
         },
         "validate_post": {
@@ -139,7 +140,7 @@ async def world(
             json={
                 "content": SECRET_CONTENT,
                 "media_ids": [media.json()["id"]],
-                "scheduled_at": (datetime.now(UTC) + timedelta(hours=2)).isoformat(),
+                "scheduled_at": (clock.now() + timedelta(hours=2)).isoformat(),
                 "targets": [{"account_id": str(tenant.account_id)}],
             },
         )

@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_api.media import service as media_service
 from herald_api.problems import ProblemError
+from herald_common import clock
 from herald_common.roles import Role
 from herald_common.settings import Settings
 from tests.conftest import Tenant
@@ -25,7 +26,7 @@ PROBLEM = "application/problem+json"
 
 
 def later() -> str:
-    return (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    return (clock.now() + timedelta(hours=1)).isoformat()
 
 
 async def upload(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import Post, PostTarget
 from tests.conftest import Tenant
 
@@ -19,7 +20,7 @@ def iso(dt: datetime) -> str:
 
 
 def later(minutes: float = 60) -> datetime:
-    return datetime.now(UTC) + timedelta(minutes=minutes)
+    return clock.now() + timedelta(minutes=minutes)
 
 
 async def count_posts(sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -55,7 +56,7 @@ async def test_created_post_reads_back_with_its_targets(
 async def test_local_time_with_timezone_is_stored_in_utc(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    year = datetime.now(UTC).year + 1
+    year = clock.now().year + 1
     created = await client.post(
         "/v1/posts",
         json={
@@ -73,7 +74,7 @@ async def test_local_time_with_timezone_is_stored_in_utc(
 async def test_local_time_in_a_daylight_saving_gap_is_refused(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    year = datetime.now(UTC).year + 1
+    year = clock.now().year + 1
     # Find the spring-forward Sunday in March: 02:30 does not exist in Paris that day.
     day = max(d for d in range(25, 32) if datetime(year, 3, d).weekday() == 6)
     response = await client.post(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from herald_api.mail import LogMailSender, Mail, Outbox
 from herald_api.main import create_app
+from herald_common import clock
 from herald_common.settings import Settings
 from tests.api.test_auth import mail_to, token_of
 
@@ -95,7 +96,7 @@ async def test_no_secret_appears_in_the_logs_across_a_whole_flow(
             account = await call(
                 "POST", "/v1/accounts", key["key"], json={"platform": "sandbox", "handle": "logs"}
             )
-            when = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            when = (clock.now() + timedelta(hours=1)).isoformat()
             post = await call(
                 "POST",
                 "/v1/posts",

@@ -4,7 +4,7 @@ choosing a workspace per request, and keys shown once, scoped, revocable."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -25,7 +25,7 @@ from tests.members import Member, make_member
 
 
 def post_body(account_id: uuid.UUID) -> dict[str, Any]:
-    when = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    when = (clock.now() + timedelta(hours=1)).isoformat()
     return {"content": "Hi", "scheduled_at": when, "targets": [{"account_id": str(account_id)}]}
 
 

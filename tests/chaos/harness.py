@@ -21,7 +21,7 @@ import subprocess
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -29,6 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.crypto import TokenCipher
 from herald_common.db.models import (
     Notification,
@@ -135,7 +136,7 @@ async def _insert_targets(
     fake: FakeMastodon,
     cipher: TokenCipher,
 ) -> list[uuid.UUID]:
-    now = datetime.now(UTC)
+    now = clock.now()
     accounts: list[dict[str, object]] = []
     for i in range(plan.accounts_per_platform):
         token = f"chaos-token-{i}"

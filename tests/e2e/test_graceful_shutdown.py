@@ -4,12 +4,12 @@ it had not started are published by the next publisher, once."""
 from __future__ import annotations
 
 import signal
-from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import PostTarget, SandboxPublication
 from herald_common.settings import Settings
 from herald_scheduler.enqueue import enqueue_due
@@ -32,7 +32,7 @@ async def test_sigterm_finishes_in_flight_publishes_and_leaves_the_rest_queued(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
 ) -> None:
     await insert_due_targets(
-        sessions, tenant.workspace_id, count=TARGETS, accounts=1, due_at=datetime.now(UTC)
+        sessions, tenant.workspace_id, count=TARGETS, accounts=1, due_at=clock.now()
     )
     # A job per target, two at a time: two in flight, four never started.
     await enqueue_due(sessions, redis, settings.model_copy(update={"publisher_job_size": 1}))
@@ -82,7 +82,7 @@ async def test_sigterm_lets_the_scheduler_finish_its_batch_and_exit(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
 ) -> None:
     await insert_due_targets(
-        sessions, tenant.workspace_id, count=3000, accounts=10, due_at=datetime.now(UTC)
+        sessions, tenant.workspace_id, count=3000, accounts=10, due_at=clock.now()
     )
     env = service_env(settings, HERALD_SCHEDULER_BATCH_SIZE="100")
     scheduler = spawn("herald-scheduler", env)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.crypto import TokenCipher
 from herald_common.db.models import PostTarget, SocialAccount
 from herald_common.settings import Settings
@@ -52,7 +53,7 @@ async def mastodon_account(
 async def schedule_and_wait(
     client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], account: uuid.UUID
 ) -> PostTarget:
-    at = datetime.now(UTC) + timedelta(seconds=1)
+    at = clock.now() + timedelta(seconds=1)
     response = await client.post(
         "/v1/posts",
         json={
@@ -102,7 +103,7 @@ async def test_a_content_warning_and_visibility_reach_mastodon(
     mastodon_account: uuid.UUID,
     pipeline: None,
 ) -> None:
-    at = datetime.now(UTC) + timedelta(seconds=1)
+    at = clock.now() + timedelta(seconds=1)
     response = await client.post(
         "/v1/posts",
         json={

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import MediaUpload, SandboxPublication
 from tests.conftest import Tenant
 from tests.fakes.media import image_bytes
@@ -36,7 +37,7 @@ async def test_a_post_with_pictures_is_published_with_their_bytes(
         json={
             "content": "Pictures, once.",
             "media_ids": media_ids,
-            "scheduled_at": (datetime.now(UTC) + timedelta(seconds=1)).isoformat(),
+            "scheduled_at": (clock.now() + timedelta(seconds=1)).isoformat(),
             "targets": [{"account_id": str(tenant.account_id)}],
         },
     )

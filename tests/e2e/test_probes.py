@@ -8,12 +8,12 @@ import os
 import socket
 import subprocess
 import sys
-from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import PostTarget
 from herald_common.settings import Settings
 from tests.conftest import Tenant, free_port
@@ -49,7 +49,7 @@ async def test_workers_serve_probes_and_metrics_and_the_api_sees_the_publisher(
                 assert (await http.get(f"{url}/healthz")).json()["status"] == "ok"
 
             [target_id] = await insert_due_targets(
-                sessions, tenant.workspace_id, count=1, accounts=1, due_at=datetime.now(UTC)
+                sessions, tenant.workspace_id, count=1, accounts=1, due_at=clock.now()
             )
 
             async def published() -> bool:

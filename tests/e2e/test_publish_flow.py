@@ -4,12 +4,13 @@ a post goes out once, on time; reschedules and cancels win over jobs already que
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import PostTarget, PublishAttempt, SandboxPublication
 from tests.conftest import Tenant
 from tests.services import wait_for
@@ -60,7 +61,7 @@ async def test_post_scheduled_two_seconds_ahead_is_published_once_on_time(
     sessions: async_sessionmaker[AsyncSession],
     pipeline: None,
 ) -> None:
-    at = datetime.now(UTC) + timedelta(seconds=2)
+    at = clock.now() + timedelta(seconds=2)
     post = await schedule(client, tenant, at)
     target_id = first_target_id(post)
 
@@ -93,7 +94,7 @@ async def test_rescheduled_post_is_published_once_at_new_time(
     sessions: async_sessionmaker[AsyncSession],
     pipeline: None,
 ) -> None:
-    old = datetime.now(UTC) + timedelta(seconds=2)
+    old = clock.now() + timedelta(seconds=2)
     post = await schedule(client, tenant, old)
     target_id = first_target_id(post)
 
@@ -124,7 +125,7 @@ async def test_cancelled_after_enqueue_is_never_published(
     sessions: async_sessionmaker[AsyncSession],
     pipeline: None,
 ) -> None:
-    at = datetime.now(UTC) + timedelta(seconds=1.5)
+    at = clock.now() + timedelta(seconds=1.5)
     post = await schedule(client, tenant, at)
     target_id = first_target_id(post)
 
@@ -158,7 +159,7 @@ async def test_publish_now_goes_out_at_once(
     sessions: async_sessionmaker[AsyncSession],
     pipeline: None,
 ) -> None:
-    post = await schedule(client, tenant, datetime.now(UTC) + timedelta(days=1))
+    post = await schedule(client, tenant, clock.now() + timedelta(days=1))
     target_id = first_target_id(post)
     now = await client.post(f"/v1/posts/{post['id']}/publish-now")
     assert now.status_code == 200, now.text

@@ -3,12 +3,13 @@ every target is published exactly once."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import PostTarget, PublishAttempt, SandboxPublication
 from herald_common.settings import Settings
 from tests.conftest import Tenant, free_port
@@ -37,7 +38,7 @@ async def test_two_schedulers_and_two_publishers_publish_each_target_once(
     except BaseException:
         stop(processes)
         raise
-    due = datetime.now(UTC) + timedelta(seconds=1)
+    due = clock.now() + timedelta(seconds=1)
     target_ids = await insert_due_targets(
         sessions, tenant.workspace_id, count=TARGETS, accounts=20, due_at=due
     )

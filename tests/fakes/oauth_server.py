@@ -17,7 +17,6 @@ What tests read: ``token_requests`` (every POST /token with its grant type and a
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
@@ -42,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from herald_common import clock
 from tests.fakes.server import ThreadedServer
 
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")  # plain http on 127.0.0.1 only
@@ -118,7 +118,7 @@ class Token(TokenMixin):  # type: ignore[misc]
         return self.expires_in
 
     def is_expired(self) -> bool:
-        return time.time() > self.issued_at + self.expires_in
+        return clock.now().timestamp() > self.issued_at + self.expires_in
 
     def is_revoked(self) -> bool:
         return self.revoked
@@ -183,7 +183,7 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
                 access_token=token["access_token"],
                 refresh_token=token.get("refresh_token"),
                 scope=token.get("scope", ""),
-                issued_at=time.time(),
+                issued_at=clock.now().timestamp(),
                 expires_in=int(token["expires_in"]),
             )
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -78,7 +78,7 @@ async def account(
 async def scheduled_target(
     client: httpx.AsyncClient, account: uuid.UUID, at: datetime | None = None
 ) -> tuple[uuid.UUID, uuid.UUID]:
-    at = at or datetime.now(UTC) + timedelta(seconds=30)
+    at = at or clock.now() + timedelta(seconds=30)
     response = await client.post(
         "/v1/posts",
         json={

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import ClassVar
 
 import httpx
@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import Notification, Post, PostTarget, PublishAttempt
 from herald_common.platforms.base import (
     ContentProblem,
@@ -80,7 +81,7 @@ async def enqueued_targets(
     sessions: async_sessionmaker[AsyncSession], tenant: Tenant, count: int
 ) -> list[uuid.UUID]:
     ids = await insert_due_targets(
-        sessions, tenant.workspace_id, count=count, accounts=3, due_at=datetime.now(UTC)
+        sessions, tenant.workspace_id, count=count, accounts=3, due_at=clock.now()
     )
     async with sessions.begin() as session:
         await session.execute(
@@ -186,7 +187,7 @@ async def test_a_job_spends_each_accounts_tokens_once_per_target(
     make_deps: Callable[[Platform], PublisherDeps],
 ) -> None:
     targets = await insert_due_targets(
-        sessions, tenant.workspace_id, count=5, accounts=1, due_at=datetime.now(UTC)
+        sessions, tenant.workspace_id, count=5, accounts=1, due_at=clock.now()
     )
     platform = LimitedPlatform(settings)
     results = await publish_targets(make_deps(platform), [(t, 1) for t in targets])
@@ -228,7 +229,7 @@ async def test_a_lapsed_claim_in_a_job_is_reconciled_before_anything_is_sent(
     make_deps: Callable[[Platform], PublisherDeps],
 ) -> None:
     landed, lost, fresh = await enqueued_targets(sessions, tenant, 3)
-    lapsed_at = datetime.now(UTC) - timedelta(seconds=settings.publisher_claim_lease_seconds + 5)
+    lapsed_at = clock.now() - timedelta(seconds=settings.publisher_claim_lease_seconds + 5)
     async with sessions.begin() as session:  # a worker died mid-publish on these two
         await session.execute(
             update(PostTarget)

@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import ClassVar
 
 import httpx
@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import Media, MediaUpload, Post, PostTarget
 from herald_common.platforms.base import (
     ContentProblem,
@@ -100,7 +101,7 @@ async def due_target_with(
     sessions: async_sessionmaker[AsyncSession], tenant: Tenant, media_ids: list[uuid.UUID]
 ) -> uuid.UUID:
     [target_id] = await insert_due_targets(
-        sessions, tenant.workspace_id, count=1, accounts=1, due_at=datetime.now(UTC)
+        sessions, tenant.workspace_id, count=1, accounts=1, due_at=clock.now()
     )
     async with sessions.begin() as session:
         post_id = await session.scalar(select(PostTarget.post_id).where(PostTarget.id == target_id))
@@ -159,7 +160,7 @@ async def test_an_upload_the_platform_has_forgotten_is_done_again(
         await session.execute(
             update(MediaUpload)
             .where(MediaUpload.target_id == target_id)
-            .values(uploaded_at=datetime.now(UTC) - timedelta(hours=2))
+            .values(uploaded_at=clock.now() - timedelta(hours=2))
         )
 
     assert await publish_target(deps, target_id, 1) == "published"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import ClassVar
 
 import httpx
@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import Post, PostTarget, PublishAttempt, SocialAccount
 from herald_common.platforms.base import (
     ContentProblem,
@@ -87,7 +88,7 @@ def raises(exc: Exception) -> Callable[[], Published]:
 @pytest.fixture
 async def target(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> uuid.UUID:
     [target_id] = await insert_due_targets(
-        sessions, tenant.workspace_id, count=1, accounts=1, due_at=datetime.now(UTC)
+        sessions, tenant.workspace_id, count=1, accounts=1, due_at=clock.now()
     )
     async with sessions.begin() as session:
         row = await session.get(PostTarget, target_id)
@@ -150,7 +151,7 @@ async def test_rate_limited_job_is_re_deferred_without_using_an_attempt(
     row = await load_target(sessions, target)
     assert (row.status, row.attempts, row.error_kind) == ("enqueued", 0, "rate_limited")
     assert row.next_attempt_at is not None
-    assert row.next_attempt_at > datetime.now(UTC) + timedelta(minutes=20)
+    assert row.next_attempt_at > clock.now() + timedelta(minutes=20)
     queued = await redis.zrange(queue_name("sandbox"), 0, -1, withscores=True)
     assert len(queued) == 1
     job_id, score = queued[0]
@@ -172,7 +173,7 @@ async def test_platform_429_drains_the_bucket_and_re_defers(
     row = await load_target(sessions, target)
     assert (row.status, row.attempts) == ("enqueued", 0)
     assert row.next_attempt_at is not None
-    assert row.next_attempt_at >= datetime.now(UTC) + timedelta(seconds=100)
+    assert row.next_attempt_at >= clock.now() + timedelta(seconds=100)
     # No other worker gets a token before the platform's reset.
     wait = await acquire(redis, buckets_for("sandbox", platform.limits, row.account_id))
     assert wait > 100
@@ -194,7 +195,7 @@ async def test_transient_failures_retry_on_schedule_then_fail(
         row = await load_target(sessions, target)
         assert (row.status, row.attempts) == ("retrying", attempt)
         assert row.next_attempt_at is not None
-        expected = datetime.now(UTC) + timedelta(seconds=delay)
+        expected = clock.now() + timedelta(seconds=delay)
         assert abs((row.next_attempt_at - expected).total_seconds()) < 5
         assert (
             await redis.zscore(queue_name("sandbox"), f"pub:{target}:1:{attempt + 1}") is not None
@@ -303,7 +304,7 @@ async def test_claim_waits_for_an_uncommitted_enqueue(
     import asyncio
 
     [target_id] = await insert_due_targets(
-        sessions, tenant.workspace_id, count=1, accounts=1, due_at=datetime.now(UTC)
+        sessions, tenant.workspace_id, count=1, accounts=1, due_at=clock.now()
     )
     platform = ScriptedPlatform(settings, [ok], lambda: None)
     async with sessions() as scheduler_session:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from prometheus_client import REGISTRY
@@ -35,7 +35,7 @@ def lateness_bucket(le: str) -> float:
 @pytest.fixture
 async def due_target(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> uuid.UUID:
     [target_id] = await insert_due_targets(
-        sessions, tenant.workspace_id, count=1, accounts=1, due_at=datetime.now(UTC)
+        sessions, tenant.workspace_id, count=1, accounts=1, due_at=clock.now()
     )
     async with sessions.begin() as session:
         await session.execute(

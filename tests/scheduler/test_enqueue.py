@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import PostTarget, SandboxPublication
 from herald_common.queue import PublishJob, deserialize, enqueue_publish_jobs, queue_name
 from herald_common.settings import Settings
@@ -32,8 +33,8 @@ async def statuses(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]
 async def test_due_targets_are_enqueued_at_their_exact_time_and_far_ones_wait(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
 ) -> None:
-    soon = datetime.now(UTC) + timedelta(minutes=10)
-    later = datetime.now(UTC) + timedelta(minutes=20)
+    soon = clock.now() + timedelta(minutes=10)
+    later = clock.now() + timedelta(minutes=20)
     [due_id] = await insert_due_targets(
         sessions, tenant.workspace_id, count=1, accounts=1, due_at=soon
     )
@@ -48,7 +49,7 @@ async def test_due_targets_are_enqueued_at_their_exact_time_and_far_ones_wait(
 async def test_two_scheduler_passes_at_once_take_disjoint_targets(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
 ) -> None:
-    due = datetime.now(UTC) + timedelta(seconds=30)
+    due = clock.now() + timedelta(seconds=30)
     await insert_due_targets(sessions, tenant.workspace_id, count=300, accounts=3, due_at=due)
     small = settings.model_copy(update={"scheduler_batch_size": 50})
     moved = await asyncio.gather(*(enqueue.enqueue_due(sessions, redis, small) for _ in range(4)))
@@ -61,7 +62,7 @@ async def test_two_scheduler_passes_at_once_take_disjoint_targets(
 async def test_targets_due_together_share_jobs_of_the_configured_size(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
 ) -> None:
-    due = datetime.now(UTC) + timedelta(seconds=30)
+    due = clock.now() + timedelta(seconds=30)
     other = due + timedelta(milliseconds=1)
     together = await insert_due_targets(
         sessions, tenant.workspace_id, count=45, accounts=5, due_at=due
@@ -92,7 +93,7 @@ async def test_crash_between_enqueue_and_commit_leads_to_no_duplicate(
     tenant: Tenant,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    due = datetime.now(UTC) + timedelta(seconds=1)
+    due = clock.now() + timedelta(seconds=1)
     targets = await insert_due_targets(
         sessions, tenant.workspace_id, count=20, accounts=2, due_at=due
     )
@@ -143,7 +144,7 @@ async def test_job_that_fires_before_a_crashed_pass_committed_publishes_once(
     """A job due at once can run while the pass that enqueued it still holds the row lock. Its
     claim waits for that pass; when the pass dies instead of committing, the job publishes the
     still-pending target, and the next pass neither re-enqueues nor publishes it again."""
-    due = datetime.now(UTC) - timedelta(seconds=1)
+    due = clock.now() - timedelta(seconds=1)
     [target_id] = await insert_due_targets(
         sessions, tenant.workspace_id, count=1, accounts=1, due_at=due
     )

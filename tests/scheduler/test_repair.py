@@ -4,12 +4,13 @@ and a merely busy queue is left alone."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import PostTarget, SandboxPublication
 from herald_common.queue import queue_name
 from herald_common.settings import Settings
@@ -48,7 +49,7 @@ async def test_jobs_lost_with_redis_are_re_created_and_published_once(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
 ) -> None:
     settings = quick(settings)
-    due = datetime.now(UTC) - timedelta(seconds=5)
+    due = clock.now() - timedelta(seconds=5)
     targets = await insert_due_targets(
         sessions, tenant.workspace_id, count=30, accounts=3, due_at=due
     )
@@ -72,7 +73,7 @@ async def test_jobs_lost_with_redis_are_re_created_and_published_once(
 async def test_a_busy_queue_is_left_alone(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
 ) -> None:
-    due = datetime.now(UTC) - timedelta(minutes=5)
+    due = clock.now() - timedelta(minutes=5)
     await insert_due_targets(sessions, tenant.workspace_id, count=10, accounts=1, due_at=due)
     await insert_due_targets(
         sessions, tenant.workspace_id, count=1, accounts=1, due_at=due + timedelta(seconds=1)
@@ -98,7 +99,7 @@ async def _strand_as_publishing(
                 status="publishing",
                 attempts=1,
                 claim_id=uuid.uuid4(),
-                claimed_at=datetime.now(UTC) - claimed_ago,
+                claimed_at=clock.now() - claimed_ago,
             )
         )
 
@@ -108,7 +109,7 @@ async def test_dead_workers_claim_is_reconciled_not_published_again(
 ) -> None:
     settings = quick(settings)
     [landed, lost] = await insert_due_targets(
-        sessions, tenant.workspace_id, count=2, accounts=1, due_at=datetime.now(UTC)
+        sessions, tenant.workspace_id, count=2, accounts=1, due_at=clock.now()
     )
     for target_id in (landed, lost):
         await _strand_as_publishing(sessions, target_id, claimed_ago=timedelta(seconds=10))
@@ -139,7 +140,7 @@ async def test_a_live_claim_within_its_lease_is_not_taken_over(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
 ) -> None:
     [target_id] = await insert_due_targets(
-        sessions, tenant.workspace_id, count=1, accounts=1, due_at=datetime.now(UTC)
+        sessions, tenant.workspace_id, count=1, accounts=1, due_at=clock.now()
     )
     await _strand_as_publishing(sessions, target_id, claimed_ago=timedelta(seconds=1))
     assert await repair_stranded(sessions, redis, settings) == 0
