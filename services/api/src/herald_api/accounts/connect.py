@@ -142,7 +142,8 @@ async def _instance_client(
     if not instance:
         raise authorizations.invalid_state()
     # Checked again: the name was public when the connection started, but DNS may have
-    # moved it since (the check does not pin the address; see herald_common.caller_urls).
+    # moved it since. Refused here, the answer is a 422 naming the instance, rather than the
+    # refused connection the pinned client would make of it (herald_common.caller_urls).
     await checked_address(resources.settings, instance_flow.instance_kind, instance)
     flow = instance_flow(resources.settings, resources.http, instance)
     client = await apps.stored_client(resources, session, flow)
