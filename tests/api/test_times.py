@@ -3,20 +3,21 @@ zone that is not a real IANA zone is a 422 naming its field, never a 500, and st
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.settings import Settings
 from tests.api.test_bad_input import _counts, _post, assert_problem
 from tests.conftest import Tenant
 
 
 def _days_ahead(days: float) -> str:
-    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+    return (clock.now() + timedelta(days=days)).isoformat()
 
 
 UNREPRESENTABLE = [
@@ -65,7 +66,7 @@ async def test_times_beyond_the_scheduling_bound_are_refused(
     )
     assert_problem(too_far, 422, "scheduled_at")
     assert f"at most {bound} days ahead" in too_far.json()["errors"][0]["message"]
-    local = (datetime.now(UTC) + timedelta(days=bound + 2)).replace(tzinfo=None)
+    local = (clock.now() + timedelta(days=bound + 2)).replace(tzinfo=None)
     too_far_locally = await client.post(
         "/v1/posts",
         json=_post(tenant.account_id, scheduled_at=local.isoformat(), timezone="Europe/Paris"),
@@ -116,7 +117,7 @@ async def test_only_real_iana_zones_are_accepted(
     sessions: async_sessionmaker[AsyncSession],
     zone: str,
 ) -> None:
-    local = (datetime.now(UTC) + timedelta(days=2)).replace(tzinfo=None, microsecond=0)
+    local = (clock.now() + timedelta(days=2)).replace(tzinfo=None, microsecond=0)
     response = await client.post(
         "/v1/posts",
         json=_post(tenant.account_id, scheduled_at=local.isoformat(), timezone=zone),
@@ -129,7 +130,7 @@ async def test_only_real_iana_zones_are_accepted(
 async def test_real_iana_zones_are_accepted(
     client: httpx.AsyncClient, tenant: Tenant, zone: str
 ) -> None:
-    local = (datetime.now(UTC) + timedelta(days=2)).replace(tzinfo=None, microsecond=0)
+    local = (clock.now() + timedelta(days=2)).replace(tzinfo=None, microsecond=0)
     response = await client.post(
         "/v1/posts",
         json=_post(tenant.account_id, scheduled_at=local.isoformat(), timezone=zone),
