@@ -117,7 +117,27 @@ class AppOAuthFlow(OAuthFlow):
 
     @abstractmethod
     def client(self) -> OAuthClient | None:
-        """Herald's client at the platform; ``None`` when it is not configured here."""
+        """Herald's client at the platform; ``None`` when it is not configured here
+        (:func:`configured_client` builds it from the platform's settings)."""
+
+
+def configured_client(
+    platform: str,
+    client_id: str | None,
+    client_secret: SecretStr | None,
+    authorize_url: str,
+    token_url: str,
+    revoke_url: str | None,
+    scopes: Sequence[str],
+) -> OAuthClient | None:
+    """Herald's client from a platform's ``HERALD_<PLATFORM>_*`` settings, or ``None`` without
+    a client id. Without a secret it is a public client (its id goes in the form body)."""
+    if not client_id:
+        return None
+    secret = client_secret.get_secret_value() if client_secret else None
+    return OAuthClient(
+        platform, client_id, secret, authorize_url, token_url, revoke_url, tuple(scopes)
+    )
 
 
 class InstanceOAuthFlow(OAuthFlow):

@@ -14,7 +14,7 @@ LinkedIn using OpenID Connect for the profile.
 
 from __future__ import annotations
 
-from herald_common.accounts.base import AppOAuthFlow, Profile
+from herald_common.accounts.base import AppOAuthFlow, Profile, configured_client
 from herald_common.accounts.errors import OAuthError
 from herald_common.accounts.oauth import OAuthClient, read_with_token
 
@@ -24,17 +24,14 @@ class LinkedInOAuth(AppOAuthFlow):
 
     def client(self) -> OAuthClient | None:
         settings = self.settings
-        if not settings.linkedin_client_id:
-            return None
-        secret = settings.linkedin_client_secret
-        return OAuthClient(
+        return configured_client(
             self.platform,
             settings.linkedin_client_id,
-            secret.get_secret_value() if secret else None,
+            settings.linkedin_client_secret,
             settings.linkedin_authorize_url,
             settings.linkedin_token_url,
             None,  # LinkedIn offers no revocation endpoint to ordinary apps.
-            tuple(settings.linkedin_scopes),
+            settings.linkedin_scopes,
         )
 
     async def read_profile(self, access_token: str) -> Profile:

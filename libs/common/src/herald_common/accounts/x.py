@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from herald_common.accounts.base import AppOAuthFlow, Profile
+from herald_common.accounts.base import AppOAuthFlow, Profile, configured_client
 from herald_common.accounts.errors import OAuthError
 from herald_common.accounts.oauth import OAuthClient, read_with_token
 
@@ -25,17 +25,14 @@ class XOAuth(AppOAuthFlow):
 
     def client(self) -> OAuthClient | None:
         settings = self.settings
-        if not settings.x_client_id:
-            return None
-        secret = settings.x_client_secret
-        return OAuthClient(
+        return configured_client(
             self.platform,
             settings.x_client_id,
-            secret.get_secret_value() if secret else None,
+            settings.x_client_secret,
             settings.x_authorize_url,
             settings.x_token_url,
             settings.x_revoke_url,
-            tuple(settings.x_scopes),
+            settings.x_scopes,
         )
 
     async def read_profile(self, access_token: str) -> Profile:
