@@ -82,6 +82,15 @@ def spawn(entry_point: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([script], env=env)
 
 
+# How long spawned services may take to be ready, as a failure bound only. Each one's imports
+# alone cost ~10 s of CPU on a loaded 2-core machine; two schedulers and two publishers started
+# together beside other test runs answered /readyz after 33 s (2026-12-04), past the 30 s
+# that wait_for allows by default.
+READY_WITHIN_SECONDS = 90.0
+# The test timeout for a test that starts services and then waits on their work as well.
+SPAWNING_TEST_TIMEOUT_SECONDS = 240
+
+
 async def wait_ready(processes: list[subprocess.Popen[bytes]], probe_urls: list[str]) -> None:
     """Wait until every spawned service answers 200 on its /readyz (each was given its own
     ``HERALD_METRICS_PORT``); fail at once if one of them exits."""
@@ -96,7 +105,7 @@ async def wait_ready(processes: list[subprocess.Popen[bytes]], probe_urls: list[
                 return False  # not listening yet
             return all(answer.status_code == 200 for answer in answers)
 
-        await wait_for(ready)
+        await wait_for(ready, timeout=READY_WITHIN_SECONDS)
 
 
 def stop(processes: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:

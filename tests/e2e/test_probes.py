@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,7 +19,14 @@ from herald_common.db.models import PostTarget
 from herald_common.settings import Settings
 from tests.conftest import Tenant, free_port
 from tests.factories import insert_due_targets
-from tests.services import service_env, spawn, stop, wait_for, wait_ready
+from tests.services import (
+    SPAWNING_TEST_TIMEOUT_SECONDS,
+    service_env,
+    spawn,
+    stop,
+    wait_for,
+    wait_ready,
+)
 
 
 def metric_value(text: str, series: str) -> float | None:
@@ -28,6 +36,7 @@ def metric_value(text: str, series: str) -> float | None:
     return None
 
 
+@pytest.mark.timeout(SPAWNING_TEST_TIMEOUT_SECONDS)
 async def test_workers_serve_probes_and_metrics_and_the_api_sees_the_publisher(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], tenant: Tenant, api_url: str
 ) -> None:

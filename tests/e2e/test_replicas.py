@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,11 +15,19 @@ from herald_common.db.models import PostTarget, PublishAttempt, SandboxPublicati
 from herald_common.settings import Settings
 from tests.conftest import Tenant, free_port
 from tests.factories import insert_due_targets
-from tests.services import service_env, spawn, stop, wait_for, wait_ready
+from tests.services import (
+    SPAWNING_TEST_TIMEOUT_SECONDS,
+    service_env,
+    spawn,
+    stop,
+    wait_for,
+    wait_ready,
+)
 
 TARGETS = 500
 
 
+@pytest.mark.timeout(SPAWNING_TEST_TIMEOUT_SECONDS)
 async def test_two_schedulers_and_two_publishers_publish_each_target_once(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
 ) -> None:
