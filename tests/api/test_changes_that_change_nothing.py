@@ -4,17 +4,18 @@ cancelling a cancelled or finished post, and a PATCH of the values the post alre
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 import httpx
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common import clock
 from herald_common.db.models import PostTarget
 from tests.conftest import Tenant
 
-WHEN = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+WHEN = (clock.now() + timedelta(days=1)).replace(microsecond=0)
 
 
 async def create(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from herald_api.posts import repository
 from herald_api.posts.schemas import PostSort
+from herald_common import clock
 from tests.conftest import Tenant
 
 # A time with no sub-second part, so that posts "at the same time" are exactly tied.
-BASE = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+BASE = (clock.now() + timedelta(days=2)).replace(microsecond=0)
 
 
 def at(minutes: int) -> str:
