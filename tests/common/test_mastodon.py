@@ -35,13 +35,13 @@ from herald_common.platforms.errors import (
     Rejected,
     Transient,
 )
-from herald_common.platforms.mastodon import Mastodon
-from herald_common.platforms.text import (
-    extract_mentions,
-    extract_urls,
-    grapheme_count,
+from herald_common.platforms.mastodon import MAX_CHARACTERS, Mastodon
+from herald_common.platforms.mastodon_text import (
+    extract_mastodon_mentions,
+    extract_mastodon_urls,
     mastodon_length,
 )
+from herald_common.platforms.text import grapheme_count
 from herald_common.settings import Settings
 from tests.fakes.http import FakePlatform, answer
 from tests.fakes.mastodon import FakeMastodon
@@ -768,24 +768,79 @@ def test_grapheme_count(text: str, expected: int) -> None:
         ("https://mastodon.social/@alice@example.org", 23),  # a mention inside a URL
         ("   \n ", 0),
         ("👨‍👩‍👧‍👦 https://example.com", 1 + 1 + 23),
+        # Mastodon's path rule: any non-space character, so a Japanese path is one link.
+        ("https://ja.wikipedia.org/wiki/東京都", 23),
+        ("https://example.com/パス」 です", 23 + 4),  # 」 may not end a path
+        ("https://example.com/?q=東京", 23),  # non-ASCII in a query
+        # A domain on an IDN TLD twitter-text knows, with no path.
+        ("https://example.中国", 23),
+        ("https://例え.テスト/", 15),  # no such TLD: "テスト" is not on the list
+        # ... and a TLD that is not on the list is text (23 + 5 for Herald before).
+        ("https://example.invalidtld/x", 28),
+        ("https://ex_ample.com", 20),  # "_" only in subdomains
+        ("https://sub_domain.example.com", 23),
+        ("gemini://example.com/capsule", 23),  # Mastodon's extra schemes
+        ("ftp://example.com", 17),  # ... but not every scheme
+        ("https://t.co/abc?x=1", 23 + 4),  # the gem's t.co rule ends at the slug
+        # IDNA 2003 must accept the domain: a label over 63 characters is text ...
+        ("https://" + "a" * 64 + ".com", 8 + 64 + 4),
+        # ... and so is a code point Unicode 3.2 did not have (U+1F355, 2010), while one it
+        # had (U+2603) is fine.
+        ("https://\U0001f355.ws/", 13),
+        ("https://\u2603.net/", 23),
+        # Account::MENTION_RE takes any word characters as the domain of a remote mention.
+        ("@user@a", 5),
+        # The joiner is no word character in Ruby: the mention ends before it (and the joiner
+        # then joins the "r" of "@user").
+        ("@user@a\u200db", 5 + 1),
     ],
 )
 def test_mastodon_length(text: str, expected: int) -> None:
     assert mastodon_length(text) == expected
 
 
-def test_extract_urls_returns_spans_without_trailing_punctuation() -> None:
-    text = "Links: https://a.example/x?y=1, and https://b.example!"
-    urls = extract_urls(text)
+def test_the_content_warning_counts_as_written() -> None:
+    link = "https://example.com/" + "x" * 100
 
-    assert [u.text for u in urls] == ["https://a.example/x?y=1", "https://b.example"]
+    assert mastodon_length("hi", content_warning=link) == len(link) + 2
+    assert mastodon_length(link, content_warning="CW @alice@example.org") == 21 + 23
+    # The warning comes first: no link runs on from it into the text.
+    assert mastodon_length("example.com", content_warning="see https://") == 12 + 11
+
+
+# Mastodon's own examples: spec/validators/status_length_validator_spec.rb.
+@pytest.mark.parametrize(
+    ("text", "content_warning", "allowed"),
+    [
+        ("", "a" * 501, False),  # content warning over the limit
+        ("a" * 501, "", False),  # text over the limit
+        ("b" * 481, "a" * 20, False),  # together over the limit
+        ("a" * 476 + " http://" + "b" * 30 + ".com/example", "", True),  # URLs count 23
+        ("a" * 476 + "http://" + "b" * 30 + ".com/example", "", False),  # not autolinkable
+        ("http://example.com/valid?" + "#foo?" * 1000, "", False),  # overly long URL
+        ("a" * 493 + " @alice@" + "b" * 30 + ".com", "", True),  # front part of a username
+    ],
+)
+def test_mastodons_own_examples(text: str, content_warning: str, allowed: bool) -> None:
+    assert (mastodon_length(text, content_warning) <= MAX_CHARACTERS) is allowed
+
+
+def test_extract_mastodon_urls_returns_spans_without_trailing_punctuation() -> None:
+    text = "Links: https://a.example.com/x?y=1, and https://b.example.org!"
+    urls = extract_mastodon_urls(text)
+
+    assert [u.text for u in urls] == ["https://a.example.com/x?y=1", "https://b.example.org"]
     assert all(text[u.start : u.end] == u.text for u in urls)
 
 
-def test_extract_mentions() -> None:
-    text = "cc @alice, @bob@example.social and me@example.com"
+def test_extract_mastodon_mentions() -> None:
+    text = "cc @alice, @bob@example.social and me@example.com, @carol@ex\u200dample.org"
 
-    assert [m.text for m in extract_mentions(text)] == ["@alice", "@bob@example.social"]
+    assert [m.text for m in extract_mastodon_mentions(text)] == [
+        "@alice",
+        "@bob@example.social",
+        "@carol@ex",
+    ]
 
 
 # -- visibility and content warnings ----------------------------------------------------------
@@ -806,6 +861,11 @@ async def test_publish_sends_visibility_and_content_warning(
 def test_validate_counts_the_content_warning_with_the_text(mastodon: Mastodon) -> None:
     assert mastodon.validate(PostContent("a" * 490, content_warning="b" * 10)) == []
     [problem] = mastodon.validate(PostContent("a" * 490, content_warning="b" * 11))
+    assert problem.message.endswith("this post has 501 with its content warning.")
+    # A link in the warning counts every character: 477 + 24 is over the limit.
+    [problem] = mastodon.validate(
+        PostContent("a" * 477, content_warning="https://example.com/abcd")
+    )
     assert problem.message.endswith("this post has 501 with its content warning.")
 
 

@@ -12,7 +12,7 @@ What it does like Mastodon:
 
 - ``POST /api/v1/statuses`` (JSON body) needs ``Authorization: Bearer <token>`` for one
   of its accounts, else 401 ``{"error": "The access token is invalid"}``; counts length with
-  Mastodon's rule (:func:`herald_common.platforms.text.mastodon_length`) and answers 422
+  Mastodon's rule (:func:`herald_common.platforms.mastodon_text.mastodon_length`) and answers 422
   ``{"error": "Validation failed: Text character limit of 500 exceeded"}`` when over; honours
   ``Idempotency-Key`` per account for one hour after the status was created (the same key
   returns the same status and creates nothing); answers a Status entity (string id,
@@ -88,7 +88,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from herald_common import clock as herald_clock
-from herald_common.platforms.text import mastodon_length
+from herald_common.platforms.mastodon_text import mastodon_length
 from tests.fakes.mastodon_oauth import MastodonOAuth
 from tests.fakes.server import ThreadedServer
 
@@ -449,7 +449,7 @@ class FakeMastodon:
         if not text.strip() and not media_ids:
             return None, _unprocessable("Validation failed: Text can't be blank")
         spoiler_text = str(params.get("spoiler_text") or "")
-        if mastodon_length(spoiler_text + text) > MAX_CHARACTERS:
+        if mastodon_length(text, spoiler_text) > MAX_CHARACTERS:
             return None, _unprocessable(
                 f"Validation failed: Text character limit of {MAX_CHARACTERS} exceeded"
             )

@@ -49,7 +49,7 @@ from herald_common.platforms.errors import (
     Rejected,
     Transient,
 )
-from herald_common.platforms.text import MASTODON_URL_LENGTH, mastodon_length
+from herald_common.platforms.mastodon_text import MASTODON_URL_LENGTH, mastodon_length
 from herald_common.settings import Settings
 
 # StatusLengthValidator::MAX_CHARS (mastodon/mastodon app/validators/status_length_validator.rb);
@@ -132,8 +132,8 @@ class Mastodon(Platform):
             problems.append(
                 ContentProblem("content", "Mastodon needs some text or at least one attachment.")
             )
-        # StatusLengthValidator counts the content warning and the text together.
-        length = mastodon_length((content.content_warning or "") + content.text)
+        # StatusLengthValidator counts the content warning (as written) and the text together.
+        length = mastodon_length(content.text, content.content_warning or "")
         if length > MAX_CHARACTERS:
             with_warning = " with its content warning" if content.content_warning else ""
             problems.append(

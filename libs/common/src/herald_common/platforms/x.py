@@ -51,7 +51,7 @@ from herald_common.platforms.errors import (
     Rejected,
     Transient,
 )
-from herald_common.platforms.text import (
+from herald_common.platforms.twitter_text import (
     X_MAX_WEIGHTED_LENGTH,
     X_URL_LENGTH,
     x_extract_urls,
