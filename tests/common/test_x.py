@@ -13,7 +13,13 @@ import httpx
 import pytest
 
 from herald_common import clock
-from herald_common.platforms.base import AccountCredentials, Media, PostContent, PublishRequest
+from herald_common.platforms.base import (
+    AccountCredentials,
+    ContentProblem,
+    Media,
+    PostContent,
+    PublishRequest,
+)
 from herald_common.platforms.errors import (
     AuthExpired,
     CannotTell,
@@ -28,6 +34,8 @@ from tests.fakes.http import FakePlatform, answer, form_fields
 from tests.fakes.media import MemoryMedia
 
 USER_ID = "2244994945"
+# twitter-text's invalidCharsGroup.
+INVALID_CHARACTERS = ("\ufffe", "\ufeff", "\uffff")
 
 
 def problem(status: int, title: str, detail: str, **headers: str) -> httpx.Response:
@@ -59,6 +67,11 @@ class FakeX:
 
     def create(self, request: httpx.Request) -> httpx.Response:
         body = self.platform.requests[-1].body
+        if any(character in body["text"] for character in INVALID_CHARACTERS):
+            # twitter-text calls such a post invalid; X refuses it as an invalid request.
+            return problem(
+                400, "Invalid Request", "One or more parameters to your request was invalid."
+            )
         media_ids = body.get("media", {}).get("media_ids", [])
         if any(m not in self.uploads for m in media_ids):
             return problem(400, "Invalid Request", "Your media IDs are invalid.")
@@ -458,6 +471,40 @@ async def test_find_published_cannot_tell_about_half_a_thread(x: X, fake: FakeX)
 
     with pytest.raises(CannotTell):
         await x.find_published(publish_request("1/2", thread=("2/2",)))
+
+
+async def test_publish_sends_the_text_without_byte_order_marks(x: X, fake: FakeX) -> None:
+    request = publish_request("\ufeffHello from Herald", thread=("\ufeffand more",))
+
+    published = await x.publish(request)
+
+    assert [post["text"] for post in fake.posts] == ["Hello from Herald", "and more"]
+    assert await x.find_published(request) == published
+
+
+def test_validate_counts_the_text_without_byte_order_marks(x: X) -> None:
+    assert x.validate(PostContent("\ufeff" + "a" * 280)) == []
+    [problem] = x.validate(PostContent("\ufeff"))
+    assert problem == ContentProblem("content", "X needs some text or a picture.")
+    [problem] = x.validate(PostContent("ok", thread=("\ufeff",)))
+    assert problem == ContentProblem("thread[0]", "A post of an X thread cannot be empty.")
+
+
+def test_validate_refuses_noncharacters_naming_each_and_its_place(x: X) -> None:
+    problems = x.validate(PostContent("Hi 👋\uffff", thread=("\ufffeok",)))
+
+    assert problems == [
+        ContentProblem(
+            "content",
+            "X refuses posts holding U+FFFF, an invisible character no text should hold "
+            "(character 5); remove it.",
+        ),
+        ContentProblem(
+            "thread[0]",
+            "X refuses posts holding U+FFFE, an invisible character no text should hold "
+            "(character 1); remove it.",
+        ),
+    ]
 
 
 def test_validate_uses_the_weighted_length(x: X) -> None:

@@ -55,6 +55,8 @@ from herald_common.platforms.twitter_text import (
     X_MAX_WEIGHTED_LENGTH,
     X_URL_LENGTH,
     x_extract_urls,
+    x_noncharacters,
+    x_publishable_text,
     x_weighted_length,
 )
 
@@ -100,10 +102,20 @@ class X(Platform):
     )
 
     def validate(self, content: PostContent) -> list[ContentProblem]:
+        """X's rules for ``content`` as :meth:`publish` sends it (without U+FEFF)."""
         problems = []
-        if not content.text.strip() and not content.media:
+        parts = [(field, x_publishable_text(text)) for field, text in _parts(content)]
+        if not parts[0][1].strip() and not content.media:
             problems.append(ContentProblem("content", "X needs some text or a picture."))
-        for field, text in _parts(content):
+        for field, text in parts:
+            problems += [
+                ContentProblem(
+                    field,
+                    f"X refuses posts holding {name}, an invisible character no text should "
+                    f"hold (character {position}); remove it.",
+                )
+                for name, position in x_noncharacters(text)
+            ]
             length = x_weighted_length(text)
             if length > X_MAX_WEIGHTED_LENGTH:
                 problems.append(
@@ -144,7 +156,9 @@ class X(Platform):
         """
         token = _token(request)
         media_ids = await self.upload_all(request, partial(self._upload, token))
-        texts = [request.content.text, *request.content.thread]
+        texts = [
+            x_publishable_text(text) for text in (request.content.text, *request.content.thread)
+        ]
         posted: list[str] = []
         for index, text in enumerate(texts):
             body: dict[str, Any] = {"text": text}
@@ -199,7 +213,7 @@ class X(Platform):
         found: list[str] = []
         has_media = bool(request.content.media)
         for part in [request.content.text, *request.content.thread]:
-            wanted = _comparable(part)
+            wanted = _comparable(x_publishable_text(part))
             match = next(
                 (
                     str(post["id"])
