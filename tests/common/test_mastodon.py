@@ -770,7 +770,9 @@ def test_grapheme_count(text: str, expected: int) -> None:
         ("👨‍👩‍👧‍👦 https://example.com", 1 + 1 + 23),
         # Mastodon's path rule: any non-space character, so a Japanese path is one link.
         ("https://ja.wikipedia.org/wiki/東京都", 23),
-        ("https://example.com/パス」 です", 23 + 4),  # 」 may not end a path
+        ("https://example.com/パス」 です", 23 + 4),  # 」 may not end a path ...
+        ("https://example.com/「引用」です", 23),  # ... but may be inside one
+        ('https://example.com/say"hi"ok', 23),
         ("https://example.com/?q=東京", 23),  # non-ASCII in a query
         # A domain on an IDN TLD twitter-text knows, with no path.
         ("https://example.中国", 23),
