@@ -44,6 +44,28 @@ def rest_li_error(status: int, message: str, **headers: str) -> httpx.Response:
     )
 
 
+def too_long(length: int) -> httpx.Response:
+    return httpx.Response(
+        400,
+        json={
+            "errorDetailType": "com.linkedin.common.error.BadRequest",
+            "message": "com.linkedin.content.common.exception.BadRequestResponseException: "
+            f"ShareCommentary text length ({length} characters) exceeded the maximum allowed "
+            "(3000 characters)",
+            "errorDetails": {
+                "inputErrors": [
+                    {
+                        "description": "Size of array cannot be higher than the maxLength",
+                        "input": {"inputPath": {"fieldPath": "/commentary"}},
+                        "code": "FIELD_ARRAY_SIZE_TOO_HIGH",
+                    }
+                ]
+            },
+            "status": 400,
+        },
+    )
+
+
 class FakeLinkedIn:
     """The Posts and Images APIs: initializeUpload hands out an upload URL on the upload host,
     which takes the picture's bytes once; a post may only name images whose bytes arrived."""
@@ -87,6 +109,11 @@ class FakeLinkedIn:
 
     def create(self, request: httpx.Request) -> httpx.Response:
         body = self.platform.requests[-1].body
+        # LinkedIn's answer to an over-long commentary (n8n-io/n8n#22899), counted as a Java
+        # string's length: UTF-16 units of the commentary as sent.
+        length = len(body["commentary"].encode("utf-16-le")) // 2
+        if length > 3000:
+            return too_long(length)
         content = body.get("content", {})
         named = [content["media"]] if "media" in content else []
         named += content.get("multiImage", {}).get("images", [])
@@ -435,6 +462,37 @@ def test_validate() -> None:
         "content_warning",
         "visibility",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("a" * 3000, 3000),
+        ("a" * 3001, 3001),
+        ("😀" * 1500, 3000),  # two UTF-16 units each
+        ("😀" * 1500 + "a", 3001),
+        ("(" * 1500, 3000),  # sent escaped: \( each
+        ("_" * 1500 + "a", 3001),
+        ("#herald " * 375, 3000),  # a hashtag's # is sent as it is
+        ("see https://example.com/a_(b) " * 100, 3000),  # so are links
+    ],
+)
+async def test_validate_counts_what_linkedin_counts(text: str, length: int) -> None:
+    fake = FakeLinkedIn()
+    linkedin = LinkedIn(SETTINGS, fake.platform.client())
+    problems = linkedin.validate(PostContent(text))
+
+    if length <= 3000:
+        assert problems == []
+        await linkedin.publish(publish_request(text))
+        assert len(fake.posts) == 1
+    else:
+        [problem] = problems
+        assert problem.field == "content"
+        assert problem.message.endswith(f"this post has {length}.")
+        with pytest.raises(Rejected, match=rf"ShareCommentary text length \({length} characters"):
+            await linkedin.publish(publish_request(text))
+        assert fake.posts == []
 
 
 def test_validate_checks_each_picture_against_the_images_api() -> None:

@@ -61,11 +61,17 @@ from herald_common.platforms.errors import (
     Rejected,
     Transient,
 )
-from herald_common.platforms.text import extract_urls
+from herald_common.platforms.text import extract_urls, utf16_length
 
 POSTS_PATH = "/rest/posts"
 INITIALIZE_UPLOAD_PATH = "/rest/images?action=initializeUpload"
-# Posts API, "commentary": up to 3,000 characters (the share box's limit too).
+# Posts API, "commentary": up to 3,000 characters (the share box's limit too); LinkedIn answers
+# a longer one 400 "ShareCommentary text length (N characters) exceeded the maximum allowed
+# (3000 characters)" (the body quoted in n8n-io/n8n#22899). LinkedIn's documentation says
+# neither which unit it counts nor whether it counts before or after the little-format
+# escaping, so Herald takes the stricter reading of both: the commentary as sent (escaped),
+# in UTF-16 code units (what a Java string's length() counts; never fewer than code points).
+# docs/text-length.md has the details.
 MAX_CHARACTERS = 3000
 # Posts API: a MultiImage post holds 2 to 20 images; one image is a plain media post.
 MAX_IMAGES = 20
@@ -110,12 +116,14 @@ class LinkedIn(Platform):
         problems = []
         if not content.text.strip() and not content.media:
             problems.append(ContentProblem("content", "LinkedIn needs some text or a picture."))
-        if len(content.text) > MAX_CHARACTERS:
+        length = utf16_length(little_text(content.text))
+        if length > MAX_CHARACTERS:
             problems.append(
                 ContentProblem(
                     "content",
-                    f"LinkedIn allows {MAX_CHARACTERS} characters; this post has "
-                    f"{len(content.text)}.",
+                    f"LinkedIn allows {MAX_CHARACTERS} characters (emoji and other symbols "
+                    "outside the basic plane count as 2, and so does each \\ | { } @ [ ] ( ) "
+                    f"< > # * _ ~ Herald escapes for LinkedIn); this post has {length}.",
                 )
             )
         problems += media_problems(
