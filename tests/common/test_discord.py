@@ -289,6 +289,55 @@ def test_validate() -> None:
     assert [p.field for p in problems] == ["content", "content_warning"]
 
 
+def counted_like_discord(request: httpx.Request) -> httpx.Response:
+    """Execute Webhook as Discord checks ``content``: at most 2,000 code points, else its
+    Invalid Form Body."""
+    content = json.loads(request.content)["content"]
+    if len(content) > 2000:
+        return httpx.Response(
+            400,
+            json={
+                "message": "Invalid Form Body",
+                "code": 50035,
+                "errors": {
+                    "content": {
+                        "_errors": [
+                            {
+                                "code": "BASE_TYPE_MAX_LENGTH",
+                                "message": "Must be 2000 or fewer in length.",
+                            }
+                        ]
+                    }
+                },
+            },
+        )
+    return httpx.Response(200, json=MESSAGE | {"content": content})
+
+
+@pytest.mark.parametrize(
+    ("text", "allowed"),
+    [
+        ("😀" * 2000, True),  # one code point each (4,000 UTF-16 units)
+        ("😀" * 2001, False),
+        ("👨‍👩‍👧‍👦" * 285, True),  # seven code points each: 1,995
+        ("👨‍👩‍👧‍👦" * 286, False),  # 2,002, though a reader sees 286
+        ("e\u0301" * 1000, True),
+        ("e\u0301" * 1001, False),
+    ],
+)
+async def test_validate_counts_code_points_as_discord_does(text: str, allowed: bool) -> None:
+    platform = FakePlatform({("POST", PATH): counted_like_discord})
+    settings = Settings(environment="test", discord_api_base="https://discord.test")
+    discord = Discord(settings, platform.client())
+
+    assert (discord.validate(PostContent(text)) == []) is allowed
+    if allowed:
+        await discord.publish(publish_request(text))
+    else:
+        with pytest.raises(Rejected):
+            await discord.publish(publish_request(text))
+
+
 def test_validate_holds_pictures_to_discords_attachment_limits() -> None:
     discord, _ = discord_with(answer(200)(httpx.Request("GET", "https://x")))
     picture = media_of(image_bytes("image/gif"), "image/gif", alt_text="a" * 1024)

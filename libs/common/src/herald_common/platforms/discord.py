@@ -52,7 +52,12 @@ from herald_common.platforms.errors import (
     Transient,
 )
 
-# Execute Webhook, "content": "the message contents (up to 2000 characters)".
+# Execute Webhook, "content": "the message contents (up to 2000 characters)". The docs do not
+# say what a character is; Discord's API "calculates length based on the number of codepoints
+# in the string" (it runs on Python 3: Discord staff in discord/discord-api-docs#1315), so
+# Python's len() is Discord's count: an emoji outside the basic plane is 1, a family of four
+# joined by zero width joiners is 7. A longer message gets 400 code 50035, BASE_TYPE_MAX_LENGTH
+# "Must be 2000 or fewer in length."
 MAX_CHARACTERS = 2000
 # A message holds at most 10 attachments; an attachment's "description" (its alt text) is at
 # most 1024 characters (resources/message, Attachment Object).
@@ -96,8 +101,8 @@ class Discord(Platform):
             problems.append(
                 ContentProblem(
                     "content",
-                    f"Discord allows {MAX_CHARACTERS} characters per message; this post has "
-                    f"{len(content.text)}.",
+                    f"Discord allows {MAX_CHARACTERS} characters per message (each part of a "
+                    f"joined emoji counts); this post has {len(content.text)}.",
                 )
             )
         problems += media_problems(
