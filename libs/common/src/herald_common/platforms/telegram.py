@@ -48,6 +48,7 @@ from herald_common.platforms.errors import (
     Rejected,
     Transient,
 )
+from herald_common.platforms.text import utf16_length
 
 # Bot API sendMessage: "Text of the message to be sent, 1-4096 characters after entities
 # parsing"; sendPhoto/sendMediaGroup: "Photo caption ..., 0-1024 characters". Telegram
@@ -214,10 +215,6 @@ async def _message(request: PublishRequest) -> tuple[str, dict[str, Any]]:
 
 def _file(item: Media, data: bytes, stem: str) -> tuple[str, bytes, str]:
     return (f"{stem}.{_EXTENSIONS.get(item.content_type, 'jpg')}", data, item.content_type)
-
-
-def utf16_length(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def _message_url(chat: dict[str, Any], message_id: str) -> str | None:
