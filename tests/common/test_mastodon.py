@@ -767,6 +767,8 @@ def test_grapheme_count(text: str, expected: int) -> None:
         ("mail bob@example.com", 20),  # an e-mail address is not a mention
         ("https://mastodon.social/@alice@example.org", 23),  # a mention inside a URL
         ("   \n ", 0),
+        ("\ufeffhello\uffff", 7),  # kept, one grapheme cluster each
+        ("@\ufeffalice", 7),  # not a mention: nobody is notified
         ("👨‍👩‍👧‍👦 https://example.com", 1 + 1 + 23),
         # Mastodon's path rule: any non-space character, so a Japanese path is one link.
         ("https://ja.wikipedia.org/wiki/東京都", 23),
