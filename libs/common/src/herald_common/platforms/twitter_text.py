@@ -79,11 +79,15 @@ def balanced_parens(path_char: str) -> str:
 
 X_MAX_WEIGHTED_LENGTH = 280
 X_URL_LENGTH = 23
-# configs.js v3 "ranges" (weight 100 = 1 character) and "defaultWeight" 200, on "scale" 100.
-_X_SCALE = 100
+# configs.js v3 "ranges" (weight 100 on "scale" 100: 1 character) and "defaultWeight" 200
+# (2 characters). Every weight is whole characters, so Herald adds characters, not hundredths.
 _X_LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
-_X_LIGHT_WEIGHT = 100
-_X_DEFAULT_WEIGHT = 200
+_X_DEFAULT_WEIGHT = 2
+# The weight of every UTF-16 code unit, looked up rather than compared range by range.
+_X_UNIT_WEIGHTS = bytes(
+    1 if any(low <= unit <= high for low, high in _X_LIGHT_RANGES) else _X_DEFAULT_WEIGHT
+    for unit in range(0x10000)
+)
 
 _X_PUNCT = r"!'#%&'\(\)*\+,\\\-\./:;<=>\?@\[\]\^_{|}~\$"
 _X_DOMAIN_CHAR = "[^" + _X_PUNCT + SPACES + INVALID_CHARACTERS + DIRECTIONAL_CHARACTERS + "]"
@@ -119,7 +123,10 @@ _X_TCO_URL = regex.compile(
 _PUNYCODE_SEPARATORS = regex.compile("[\u3002\uff0e\uff61]")
 _PUNYCODE_NEEDED = regex.compile(r"[^\x20-\x7e]")
 _TWEMOJI = regex.compile(TWEMOJI_PATTERN)
-# array("H") reads code units in the machine's byte order.
+_INVALID_UNITS = frozenset(map(ord, INVALID_CHARACTERS))
+# array("H") reads code units in the machine's byte order. The emoji pattern, written for
+# JavaScript strings, is matched against one character per code unit (astral characters as
+# two surrogates), so it matches as it does there.
 _UTF16_NATIVE = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"
 _HIGH_SURROGATES = range(0xD800, 0xDC00)
 _LOW_SURROGATES = range(0xDC00, 0xE000)
@@ -214,40 +221,40 @@ def x_parse(text: str) -> XParsedText:
     character; ``valid_range_end`` is the last unit still within 280.
     """
     normalized = unicodedata.normalize("NFC", text)
-    units = _utf16_units(normalized)
+    codes = array("H", normalized.encode(_UTF16_NATIVE, "surrogatepass"))
     to_unit = _utf16_offsets(normalized)
     url_ends = {to_unit[url.start]: to_unit[url.end] for url in x_extract_urls(normalized)}
     emoji_ends: dict[int, int] = {}
-    for match in _TWEMOJI.finditer(units):
+    for match in _TWEMOJI.finditer("".join(map(chr, codes))):
         emoji_ends.setdefault(match.start(), match.end())
     weighted = 0
     valid = True
     valid_display_index = 0
     index = 0
-    while index < len(units):
+    while index < len(codes):
         if index in url_ends:
-            weighted += X_URL_LENGTH * _X_SCALE
+            weighted += X_URL_LENGTH
             index = url_ends[index] - 1
         elif index in emoji_ends:
             weighted += _X_DEFAULT_WEIGHT
             index = emoji_ends[index] - 1
         else:
-            if _is_surrogate_pair(units, index):
+            if _is_surrogate_pair(codes, index):
                 index += 1  # twitter-text then weighs the low surrogate: 2
-            weighted += _x_weight(ord(units[index]))
+            weighted += _X_UNIT_WEIGHTS[codes[index]]
         if valid:
-            valid = units[index] not in INVALID_CHARACTERS
-        if valid and weighted <= X_MAX_WEIGHTED_LENGTH * _X_SCALE:
+            valid = codes[index] not in _INVALID_UNITS
+        if valid and weighted <= X_MAX_WEIGHTED_LENGTH:
             valid_display_index = index
         index += 1
-    weighted_length = weighted // _X_SCALE
+    weighted_length = weighted
     text_units = utf16_length(text)
     return XParsedText(
         weighted_length=weighted_length,
         valid=valid and 0 < weighted_length <= X_MAX_WEIGHTED_LENGTH,
         permillage=math.floor(weighted_length / X_MAX_WEIGHTED_LENGTH * 1000),
         valid_range_start=0,
-        valid_range_end=valid_display_index + text_units - len(units),
+        valid_range_end=valid_display_index + text_units - len(codes),
         display_range_start=0,
         display_range_end=max(text_units - 1, 0),
     )
@@ -279,19 +286,6 @@ def x_noncharacters(text: str) -> list[tuple[str, int]]:
     ]
 
 
-def _x_weight(code_unit: int) -> int:
-    if any(low <= code_unit <= high for low, high in _X_LIGHT_RANGES):
-        return _X_LIGHT_WEIGHT
-    return _X_DEFAULT_WEIGHT
-
-
-def _utf16_units(text: str) -> str:
-    """``text`` with one character per UTF-16 code unit (astral characters as two surrogates),
-    so patterns written for JavaScript strings match as they do there."""
-    encoded = text.encode(_UTF16_NATIVE, "surrogatepass")
-    return "".join(map(chr, array("H", encoded)))
-
-
 def _utf16_offsets(text: str) -> list[int]:
     """For each code-point offset of ``text`` (and its end), the UTF-16 offset."""
     offsets = [0]
@@ -300,9 +294,9 @@ def _utf16_offsets(text: str) -> list[int]:
     return offsets
 
 
-def _is_surrogate_pair(units: str, index: int) -> bool:
+def _is_surrogate_pair(codes: array[int], index: int) -> bool:
     return (
-        index + 1 < len(units)
-        and ord(units[index]) in _HIGH_SURROGATES
-        and ord(units[index + 1]) in _LOW_SURROGATES
+        index + 1 < len(codes)
+        and codes[index] in _HIGH_SURROGATES
+        and codes[index + 1] in _LOW_SURROGATES
     )
