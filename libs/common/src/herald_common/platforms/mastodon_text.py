@@ -26,11 +26,10 @@ import stringprep
 
 import regex  # type: ignore[import-untyped]  # no types-regex in the workspace's dev group
 
-from herald_common.platforms.text import TextEntity, grapheme_count
+from herald_common.platforms.text import LATIN_ACCENTS, TextEntity, grapheme_count
 from herald_common.platforms.twitter_text import (
     DIRECTIONAL_CHARACTERS,
     INVALID_CHARACTERS,
-    LATIN_ACCENTS,
     MAX_TCO_SLUG_LENGTH,
     MAX_URL_LENGTH,
     SPACES,

@@ -20,8 +20,9 @@ from herald_common.platforms.twitter_tlds import COUNTRY_TLDS, GENERIC_TLDS
 # One extended grapheme cluster (UAX #29), what a reader sees as one character.
 _GRAPHEME = regex.compile(r"\X")
 
-# twitter-text's LATIN_ACCENTS: letters it treats as part of a word in URLs and mentions.
-_LATIN_ACCENTS = (
+# twitter-text's latinAccentChars / LATIN_ACCENTS: letters it treats as part of a word in links
+# and mentions (twitter_text.py and mastodon_text.py use them too).
+LATIN_ACCENTS = (
     "\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff\u0100-\u024f\u0253\u0254\u0256\u0257\u0259"
     "\u025b\u0263\u0268\u026f\u0272\u0289\u028b\u02bb\u0300-\u036f\u1e00-\u1eff"
 )
@@ -38,13 +39,13 @@ _URL = regex.compile(
     (?:\p{{L}}{{2,63}}|xn--[a-z0-9-]{{1,59}})
     (?![\p{{L}}\p{{N}}\p{{M}}_-])
     (?::[0-9]{{1,5}})?
-    (?:[/?\#][a-z0-9{_LATIN_ACCENTS}\p{{Cyrillic}}!?*'();:=+,.$/%\#\[\]\-\u2013_~&|@]*)?
+    (?:[/?\#][a-z0-9{LATIN_ACCENTS}\p{{Cyrillic}}!?*'();:=+,.$/%\#\[\]\-\u2013_~&|@]*)?
     """,
     regex.VERBOSE | regex.IGNORECASE,
 )
 # twitter-text's valid_url_path_ending_chars / valid_url_query_ending_chars: a URL never ends
 # in other punctuation, so "see https://example.com/a." leaves the full stop out of the link.
-_URL_ENDING = regex.compile(rf"[a-z0-9{_LATIN_ACCENTS}\p{{Cyrillic}}=_#/+\-&]", regex.IGNORECASE)
+_URL_ENDING = regex.compile(rf"[a-z0-9{LATIN_ACCENTS}\p{{Cyrillic}}=_#/+\-&]", regex.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,18 +29,13 @@ from dataclasses import dataclass
 
 import regex  # type: ignore[import-untyped]  # no types-regex in the workspace's dev group
 
-from herald_common.platforms.text import TextEntity, grapheme_count, utf16_length
+from herald_common.platforms.text import LATIN_ACCENTS, TextEntity, grapheme_count, utf16_length
 from herald_common.platforms.twemoji_regex import TWEMOJI_PATTERN
 from herald_common.platforms.twitter_tlds import COUNTRY_TLDS, GENERIC_TLDS
 
 # -- The pieces twitter-text's JavaScript (dist/regexp/*.js) and Ruby (lib/twitter-text/
 # regex.rb, 3.1.0, the gem Mastodon loads) implementations share -------------------------------
 
-# latinAccentChars / LATIN_ACCENTS: letters twitter-text treats as part of a word.
-LATIN_ACCENTS = (
-    "\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff\u0100-\u024f\u0253\u0254\u0256\u0257\u0259"
-    "\u025b\u0263\u0268\u026f\u0272\u0289\u028b\u02bb\u0300-\u036f\u1e00-\u1eff"
-)
 # spacesGroup / UNICODE_SPACES.
 SPACES = "\t-\r \x85\xa0\u1680\u180e\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 # invalidCharsGroup / INVALID_CHARACTERS: a post holding one of these is invalid.
