@@ -23,6 +23,8 @@ characters. Mentions follow ``Account::MENTION_RE`` (``app/models/account.rb``) 
 from __future__ import annotations
 
 import stringprep
+from functools import cache
+from typing import Any
 
 import regex  # type: ignore[import-untyped]  # no types-regex in the workspace's dev group
 
@@ -85,15 +87,23 @@ _UCHARS = (
 )
 _QUERY_CHAR = r"[a-z0-9!?*'();:&=+$/%#\[\]\-_.,~|@\^" + _UCHARS + "]"
 _QUERY_ENDING = r"[a-z0-9_&=#/\-" + _UCHARS + "]"
-_URL = regex.compile(
-    f"(?:{URL_PRECEDING})"
-    "(?P<url>(?P<protocol>(?:https?|dat|dweb|ipfs|ipns|ssb|gopher|gemini)://)?"
-    f"(?P<domain>{domain_pattern(_DOMAIN_CHAR, _PUNYCODE)})"
-    "(?::[0-9]+)?"
-    f"(?:/{_PATH}*)?"
-    f"(?:\\?{_QUERY_CHAR}*{_QUERY_ENDING})?)",
-    regex.IGNORECASE,
-)
+
+
+@cache
+def _url() -> Any:
+    """The gem's valid_url as the initializer redefines it (compiled on first use: it holds
+    every TLD)."""
+    return regex.compile(
+        f"(?:{URL_PRECEDING})"
+        "(?P<url>(?P<protocol>(?:https?|dat|dweb|ipfs|ipns|ssb|gopher|gemini)://)?"
+        f"(?P<domain>{domain_pattern(_DOMAIN_CHAR, _PUNYCODE)})"
+        "(?::[0-9]+)?"
+        f"(?:/{_PATH}*)?"
+        f"(?:\\?{_QUERY_CHAR}*{_QUERY_ENDING})?)",
+        regex.IGNORECASE,
+    )
+
+
 # The gem's valid_tco_url: a t.co link ends at its slug (no query, unlike twitter-text's JS).
 _TCO_URL = regex.compile(r"^https?://t\.co/([a-z0-9]+)", regex.IGNORECASE)
 
@@ -121,7 +131,7 @@ def extract_mastodon_urls(text: str) -> list[TextEntity]:
     if ":" not in text:
         return []
     urls = []
-    for match in _URL.finditer(text):
+    for match in _url().finditer(text):
         protocol = match.group("protocol")
         if not protocol:
             continue  # extract_url_without_protocol: false

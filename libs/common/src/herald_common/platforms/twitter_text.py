@@ -26,6 +26,8 @@ import sys
 import unicodedata
 from array import array
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 import regex  # type: ignore[import-untyped]  # no types-regex in the workspace's dev group
 
@@ -79,10 +81,9 @@ X_URL_LENGTH = 23
 _X_LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
 _X_DEFAULT_WEIGHT = 2
 # The weight of every UTF-16 code unit, looked up rather than compared range by range.
-_X_UNIT_WEIGHTS = bytes(
-    1 if any(low <= unit <= high for low, high in _X_LIGHT_RANGES) else _X_DEFAULT_WEIGHT
-    for unit in range(0x10000)
-)
+_X_UNIT_WEIGHTS = bytearray([_X_DEFAULT_WEIGHT]) * 0x10000
+for _low, _high in _X_LIGHT_RANGES:
+    _X_UNIT_WEIGHTS[_low : _high + 1] = bytes([1]) * (_high + 1 - _low)
 
 _X_PUNCT = r"!'#%&'\(\)*\+,\\\-\./:;<=>\?@\[\]\^_{|}~\$"
 _X_DOMAIN_CHAR = "[^" + _X_PUNCT + SPACES + INVALID_CHARACTERS + DIRECTIONAL_CHARACTERS + "]"
@@ -96,20 +97,38 @@ _X_PATH = (
 )
 _X_QUERY_CHAR = r"[a-z0-9!?\*'@\(\);:&=\+\$/%#\[\]\-_\.,~|]"
 _X_QUERY_ENDING = r"[a-z0-9\-_&=#/]"
-# extractUrl.js
-_X_URL = regex.compile(
-    f"(?P<before>{URL_PRECEDING})"
-    "(?P<url>(?P<protocol>https?://)?"
-    f"(?P<domain>{domain_pattern(_X_DOMAIN_CHAR, _X_PUNYCODE)})"
-    "(?::[0-9]+)?"
-    f"(?P<path>/{_X_PATH}*)?"
-    f"(?:\\?{_X_QUERY_CHAR}*{_X_QUERY_ENDING})?)",
-    regex.IGNORECASE,
-)
-_X_ASCII_DOMAIN = regex.compile(
-    f"(?:(?:[\\-a-z0-9{LATIN_ACCENTS}]+)\\.)+(?:{GTLD}|{CCTLD}|{_X_PUNYCODE})",
-    regex.IGNORECASE,
-)
+
+
+# The large patterns (every TLD, every emoji) are compiled on first use, not when a service
+# that never counts an X post imports this module.
+@cache
+def _x_url() -> Any:
+    """extractUrl.js"""
+    return regex.compile(
+        f"(?P<before>{URL_PRECEDING})"
+        "(?P<url>(?P<protocol>https?://)?"
+        f"(?P<domain>{domain_pattern(_X_DOMAIN_CHAR, _X_PUNYCODE)})"
+        "(?::[0-9]+)?"
+        f"(?P<path>/{_X_PATH}*)?"
+        f"(?:\\?{_X_QUERY_CHAR}*{_X_QUERY_ENDING})?)",
+        regex.IGNORECASE,
+    )
+
+
+@cache
+def _x_ascii_domain() -> Any:
+    """validAsciiDomain.js"""
+    return regex.compile(
+        f"(?:(?:[\\-a-z0-9{LATIN_ACCENTS}]+)\\.)+(?:{GTLD}|{CCTLD}|{_X_PUNYCODE})",
+        regex.IGNORECASE,
+    )
+
+
+@cache
+def _twemoji() -> Any:
+    return regex.compile(TWEMOJI_PATTERN)
+
+
 _X_INVALID_BEFORE_SCHEMELESS = regex.compile(r"[-_./]$")
 _X_TCO_URL = regex.compile(
     rf"^https?://t\.co/([a-z0-9]+)(?:\?{_X_QUERY_CHAR}*{_X_QUERY_ENDING})?", regex.IGNORECASE
@@ -117,7 +136,6 @@ _X_TCO_URL = regex.compile(
 # punycode 1.4.1 (twitter-text's dependency): label separators, and what it encodes.
 _PUNYCODE_SEPARATORS = regex.compile("[\u3002\uff0e\uff61]")
 _PUNYCODE_NEEDED = regex.compile(r"[^\x20-\x7e]")
-_TWEMOJI = regex.compile(TWEMOJI_PATTERN)
 _INVALID_UNITS = frozenset(map(ord, INVALID_CHARACTERS))
 # array("H") reads code units in the machine's byte order. The emoji pattern, written for
 # JavaScript strings, is matched against one character per code unit (astral characters as
@@ -151,7 +169,7 @@ def x_extract_urls(text: str) -> list[TextEntity]:
     if "." not in text:
         return []
     urls: list[TextEntity] = []
-    for match in _X_URL.finditer(text):
+    for match in _x_url().finditer(text):
         url, domain, protocol = match.group("url"), match.group("domain"), match.group("protocol")
         start, end = match.start("url"), match.end("url")
         if not _x_is_valid_url(url, protocol or DEFAULT_PROTOCOL, domain):
@@ -170,7 +188,7 @@ def x_extract_urls(text: str) -> list[TextEntity]:
             continue
         found: list[TextEntity] = []
         searched_to = 0
-        for ascii_domain in _X_ASCII_DOMAIN.finditer(domain):
+        for ascii_domain in _x_ascii_domain().finditer(domain):
             at = domain.index(ascii_domain.group(), searched_to)
             searched_to = at + len(ascii_domain.group())
             found.append(TextEntity(start + at, start + searched_to, ascii_domain.group()))
@@ -188,7 +206,7 @@ def _x_is_valid_url(url: str, protocol: str, domain: str) -> bool:
     one makes the whole link plain text); and the link, with the scheme counted once more, is
     at most 4,096 UTF-16 units (toAscii hands back the domain unchanged, so its punycode length
     does not count)."""
-    if domain.startswith("xn--") and not _X_ASCII_DOMAIN.search(domain):
+    if domain.startswith("xn--") and not _x_ascii_domain().search(domain):
         return False
     for label in domain.split("."):
         if not 1 <= _punycode_length(label) <= MAX_DOMAIN_LABEL_LENGTH:
@@ -220,7 +238,7 @@ def x_parse(text: str) -> XParsedText:
     to_unit = _utf16_offsets(normalized)
     url_ends = {to_unit[url.start]: to_unit[url.end] for url in x_extract_urls(normalized)}
     emoji_ends: dict[int, int] = {}
-    for match in _TWEMOJI.finditer("".join(map(chr, codes))):
+    for match in _twemoji().finditer("".join(map(chr, codes))):
         emoji_ends.setdefault(match.start(), match.end())
     weighted = 0
     valid = True
