@@ -33,7 +33,7 @@ log = get_logger(__name__)
 Check = Callable[[], Awaitable[str | None]]
 # Each check gets this long; a dependency that hangs is a failed check, not a hung probe.
 CHECK_TIMEOUT_SECONDS = 2.0
-DEFAULT_PORTS = {"scheduler": 9101, "publisher": 9102, "analytics": 9103}
+DEFAULT_PORTS = {"scheduler": 9101, "publisher": 9102, "analytics": 9103, "ai-worker": 9104}
 
 
 @dataclass(frozen=True, slots=True)

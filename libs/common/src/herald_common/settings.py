@@ -178,6 +178,37 @@ class Settings(BaseSettings):
     # Access tokens are refreshed when they expire within this margin (before publishing).
     token_refresh_margin_seconds: float = Field(default=300.0, ge=0)
 
+    # AI writing assistant (herald_api.ai): any OpenAI-compatible chat-completions server
+    # (OpenAI, Azure OpenAI, vLLM, Ollama, LM Studio). Without a key every AI endpoint
+    # answers 503 saying how to configure one.
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_model: str = "gpt-4o-mini"
+    # Whether the model reads pictures (alt text sends them as data URLs); 422 when not.
+    openai_model_sees_images: bool = True
+    openai_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Failed calls (5xx, timeouts, dropped connections, 429) are tried again this many
+    # times, after openai_retry_backoff_seconds, doubled each time (a 429's Retry-After
+    # when it asks for longer).
+    openai_max_retries: int = Field(default=2, ge=0, le=10)
+    openai_retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    # App-wide budgets shared by every API replica and AI worker (Redis token buckets):
+    # OpenAI's usage tier 1 for gpt-4o-mini (platform.openai.com/docs/guides/rate-limits).
+    openai_requests_per_minute: int = Field(default=500, ge=1)
+    openai_tokens_per_minute: int = Field(default=200_000, ge=1)
+    # The most a request waits for those budgets before answering 429 with Retry-After.
+    openai_max_wait_seconds: float = Field(default=10.0, ge=0)
+    # The longest answer asked of the model per call (and what a call reserves of the
+    # tokens-per-minute budget beside its prompt).
+    openai_max_completion_tokens: int = Field(default=2000, ge=16)
+    # Tokens (prompt + completion) each workspace may use per calendar month (UTC).
+    ai_monthly_token_quota: int = Field(default=2_000_000, ge=1)
+    # Content plans (POST /v1/ai/batches): the most drafts one plan makes, the AI worker's
+    # concurrent batches, and how long one batch job may run before arq runs it again.
+    ai_batch_max_posts: int = Field(default=31, ge=1, le=200)
+    ai_worker_max_jobs: int = Field(default=2, ge=1)
+    ai_batch_timeout_seconds: float = Field(default=1800.0, gt=0)
+
     # Fernet keys, newest first; older keys still decrypt so keys can be rotated. The default
     # is the published development key, refused in every environment but dev.
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(

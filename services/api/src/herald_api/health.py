@@ -1,6 +1,7 @@
 """Liveness and readiness.
 
-/readyz also reports, per platform, whether any publisher is polling that platform's queue
+/readyz also reports whether the AI assistant is configured (and has a live worker for
+content plans), and, per platform, whether any publisher is polling that platform's queue
 (arq rewrites ``{queue}:health-check`` every HERALD_PUBLISHER_HEARTBEAT_SECONDS from its poll
 loop, with a TTL one second longer). That report never makes the API unready: the API can
 still accept and schedule posts while a platform has no publisher (they wait in the queue),
@@ -19,12 +20,15 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from sqlalchemy import text
 
+from herald_api.ai.tasks import AI_QUEUE
 from herald_api.deps import ResourcesDep
 from herald_common.platforms.registry import PLATFORM_NAMES
 from herald_common.queue import queue_name
 
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_SECONDS = 2.0
+AI_NOT_CONFIGURED = "not configured"
+NO_AI_WORKER = "no live AI worker"
 
 
 class Health(BaseModel):
@@ -35,6 +39,9 @@ class Health(BaseModel):
 class Readiness(Health):
     # Per platform: "ok" while some publisher polls its queue, else why not. Informational.
     publishers: dict[str, str] = {}
+    # The AI assistant: "not configured" (no HERALD_OPENAI_API_KEY), "ok", or "no live AI
+    # worker" (content plans wait in their queue). Informational, like publishers.
+    ai: str = AI_NOT_CONFIGURED
 
 
 NO_PUBLISHER = "no live publisher"
@@ -80,5 +87,16 @@ async def readyz(resources: ResourcesDep) -> JSONResponse:
         )
     except Exception as exc:  # Redis is down: the redis check above already says so
         publishers = dict.fromkeys(PLATFORM_NAMES, f"unknown: {type(exc).__name__}")
-    body = Readiness(status="ok" if ready else "unavailable", checks=checks, publishers=publishers)
+    ai = AI_NOT_CONFIGURED
+    if resources.ai_model is not None:
+        try:
+            alive = await asyncio.wait_for(
+                resources.redis.exists(AI_QUEUE + health_check_key_suffix), CHECK_TIMEOUT_SECONDS
+            )
+            ai = "ok" if alive else NO_AI_WORKER
+        except Exception as exc:  # Redis is down: the redis check above already says so
+            ai = f"unknown: {type(exc).__name__}"
+    body = Readiness(
+        status="ok" if ready else "unavailable", checks=checks, publishers=publishers, ai=ai
+    )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from herald_api import health
 from herald_api.accounts import endpoints as accounts
+from herald_api.ai import endpoints as ai
 from herald_api.api_keys import endpoints as api_keys
 from herald_api.auth import endpoints as auth
 from herald_api.edge import install_edge
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, mailer: MailSender | None = Non
         notifications.router,
         workspaces.router,
         api_keys.router,
+        ai.router,
     ):
         app.include_router(router, responses=COMMON_RESPONSES | WORKSPACE_RESPONSES)
     return app

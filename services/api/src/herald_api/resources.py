@@ -10,6 +10,7 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from herald_api.ai.model import Model, build_client
 from herald_api.api_keys.usage import KeyUsage
 from herald_api.auth.passwords import PasswordHasher
 from herald_api.auth.tokens import TokenSigner
@@ -33,6 +34,8 @@ class Resources:
     tokens: TokenSigner
     courier: Courier
     key_usage: KeyUsage
+    # The AI model, or None when HERALD_OPENAI_API_KEY is not set.
+    ai_model: Model | None
 
 
 @asynccontextmanager
@@ -46,6 +49,7 @@ async def open_resources(
     passwords = PasswordHasher(settings)
     key_usage = KeyUsage(sessions)
     courier = Courier(mailer or build_mail_sender(settings))
+    openai = build_client(settings, http)
     try:
         yield Resources(
             settings=settings,
@@ -58,6 +62,7 @@ async def open_resources(
             tokens=TokenSigner(settings),
             courier=courier,
             key_usage=key_usage,
+            ai_model=Model(settings, redis, sessions, openai) if openai else None,
         )
     finally:
         await key_usage.drain()

@@ -440,6 +440,89 @@ class SandboxPublication(Base):
     published_at: Mapped[datetime] = _created()
 
 
+class AiUsage(Base):
+    """One call to the AI model: who asked, for what, and the tokens the model counted.
+    Read per workspace and calendar month against the quota (``GET /v1/ai/usage``)."""
+
+    __tablename__ = "ai_usage"
+    __table_args__ = (Index("ix_ai_usage_workspace_created", "workspace_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # The person who asked, or the API key that did (one of the two, or neither once the
+    # person or key is gone: the tokens still count against the workspace).
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("ai_batches.id", ondelete="SET NULL")
+    )
+    model: Mapped[str] = mapped_column(String(200))
+    # generate, rewrite, alt_text, plan (herald_api.ai.prompts.Task)
+    task: Mapped[str] = mapped_column(String(32))
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+
+
+class AiBatch(Base):
+    """A content plan (``POST /v1/ai/batches``) worked by the AI worker into drafts."""
+
+    __tablename__ = "ai_batches"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'planning', 'drafting', 'succeeded', 'failed')", name="status"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    plan: Mapped[str] = mapped_column(Text)
+    account_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    tone: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(64))
+    max_posts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    finished_at: Mapped[datetime | None]
+
+
+class AiBatchItem(Base):
+    """One post of a content plan: its brief, then the text written for each account
+    (kept before the draft is made, so a re-run makes the same draft), then the draft."""
+
+    __tablename__ = "ai_batch_items"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "position"),
+        CheckConstraint("status IN ('planned', 'written', 'drafted', 'failed')", name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    batch_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ai_batches.id", ondelete="CASCADE"), index=True
+    )
+    workspace_id: Mapped[uuid.UUID] = _workspace_fk()
+    position: Mapped[int] = mapped_column(Integer)
+    brief: Mapped[str] = mapped_column(Text)
+    # When the plan suggests publishing it; kept on the draft when still in the future.
+    suggested_at: Mapped[datetime | None]
+    # Per account: {"account_id", "text", "thread", "problems"}, as written and validated.
+    written: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), server_default="planned")
+    post_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
 # The tables as Core ``Table`` objects (``__table__`` is typed as a FromClause), for the hot
 # statements written on columns rather than mapped classes: an executemany UPDATE of a mapped
 # class would be taken for the ORM's bulk update by primary key, an ORM statement also looks

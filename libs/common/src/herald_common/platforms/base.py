@@ -145,6 +145,9 @@ class PublishRequest:
 class Platform(ABC):
     name: ClassVar[str]
     limits: ClassVar[tuple[RateLimit, ...]] = ()
+    # Whether the platform publishes ``PostContent.thread`` (as replies, one after another);
+    # the others refuse content that has one.
+    threads: ClassVar[bool] = False
     # How long the platform keeps a picture uploaded but not yet attached to a post; an
     # upload older than this is done again rather than reused. None: it never expires.
     media_reference_ttl: ClassVar[timedelta | None] = None

@@ -77,6 +77,7 @@ class _Record:
 
 class Bluesky(Platform):
     name = "bluesky"
+    threads = True
     limits = (
         # docs.bsky.app/docs/advanced-guides/rate-limits: 5,000 points per hour and 35,000
         # per day per account (DID), a CREATE costing 3 points.
