@@ -31,6 +31,8 @@ from herald_common.db.migrate import upgrade
 from herald_common.db.models import SocialAccount
 from herald_common.db.repositories.workspaces import add_api_key, create_workspace
 from herald_common.settings import Settings
+from tests.fakes.openai import API_KEY as OPENAI_TEST_KEY
+from tests.fakes.openai import FakeOpenAI
 
 # The test environment refuses the published development keys, as production does, so each
 # run makes its own; spawned services inherit them (tests/services.py passes os.environ on).
@@ -80,7 +82,22 @@ async def _admin(url: str, statement: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str) -> Settings:
+def fake_openai_server() -> Iterator[FakeOpenAI]:
+    """One fake OpenAI-compatible server for the session; every test app's AI talks to it."""
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_openai(fake_openai_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    """The fake, with no requests recorded and nothing scripted."""
+    fake_openai_server.reset()
+    yield fake_openai_server
+    fake_openai_server.reset()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str, fake_openai_server: FakeOpenAI) -> Settings:
     return Settings(
         environment="test",
         database_url=database_url,
@@ -95,6 +112,11 @@ def settings(database_url: str, redis_url: str) -> Settings:
         password_hash_memory_kib=1024,
         login_per_ip=10_000,
         signup_per_ip=10_000,
+        # The AI assistant talks to the local fake; retries do not wait.
+        openai_api_key=OPENAI_TEST_KEY,
+        openai_base_url=fake_openai_server.base_url,
+        openai_retry_backoff_seconds=0,
+        openai_timeout_seconds=5,
     )
 
 
