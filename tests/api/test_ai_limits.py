@@ -76,14 +76,25 @@ async def test_a_429_with_retry_after_drains_the_shared_bucket_for_every_caller(
 
 
 async def test_a_short_retry_after_is_waited_out_and_the_call_tried_again(
-    client: httpx.AsyncClient, fake_openai: FakeOpenAI, redis: Redis
+    settings: Settings, tenant: Tenant, fake_openai: FakeOpenAI, redis: Redis
 ) -> None:
+    # A small tokens-per-minute budget refills slowly (100 a second), so the bucket's state
+    # tells a drained-then-refilled bucket from one debited twice.
+    small = settings.model_copy(update={"openai_tokens_per_minute": 6000})
     fake_openai.queue(rate_limited(0.2, "tokens"))
-    response = await client.post("/v1/ai/generate", json=GENERATE)
+    async with (
+        serve_api(small) as url,
+        httpx.AsyncClient(base_url=url, headers=tenant.headers) as http,
+    ):
+        response = await http.post("/v1/ai/generate", json=GENERATE)
     assert response.status_code == 200, response.text
     assert len(fake_openai.requests) == 2
-    # The 429 named the tokens limit: that bucket was drained, the requests one was not.
-    assert await redis.hget(TOKENS_KEY, "ts") is not None
+    # The 429 named the tokens limit: that bucket was drained (then full again at its reset,
+    # less the retry's reserve); the requests bucket was not (both calls spent from it).
+    tokens_left = float(await redis.hget(TOKENS_KEY, "tokens") or 0)
+    requests_left = float(await redis.hget(REQUESTS_KEY, "tokens") or 0)
+    assert tokens_left > 6000 - 1.5 * settings.openai_max_completion_tokens
+    assert requests_left < settings.openai_requests_per_minute - 1.5
 
 
 async def test_rate_limit_headers_at_zero_drain_the_bucket_until_their_reset(
