@@ -57,7 +57,7 @@ async def add_account(
 async def read_events(response: httpx.Response) -> list[tuple[str, Any]]:
     """The ``(event, data)`` pairs of a text/event-stream answer, data read as JSON."""
     events: list[tuple[str, Any]] = []
-    name, data = "message", []
+    name, data = "message", list[str]()
     async for line in response.aiter_lines():
         if line.startswith(":"):
             continue  # a keep-alive comment

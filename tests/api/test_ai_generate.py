@@ -206,7 +206,9 @@ async def test_rewrite_shortens_to_fit_the_named_platform(
     body = response.json()
     assert body["text"] == "Spring sale Monday!" and body["valid"] and body["thread"] == []
     [request] = fake_openai.requests
-    assert request.system == rewrite.SYSTEM.format(instruction=rewrite.INSTRUCTIONS["shorten"])
+    assert request.system == rewrite.SYSTEM.format(
+        instruction=rewrite.INSTRUCTIONS[rewrite.Action.SHORTEN]
+    )
     assert request.user["action"] == "shorten" and request.user["max_characters"] == 300
 
 

@@ -9,7 +9,6 @@ import time
 import uuid
 
 import httpx
-import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,24 +27,27 @@ GENERATE = {"brief": "b", "platforms": ["sandbox"]}
 async def test_without_a_key_every_ai_endpoint_is_503_saying_how_to_configure_it(
     settings: Settings, tenant: Tenant, redis: Redis
 ) -> None:
-    async with serve_api(settings.model_copy(update={"openai_api_key": None})) as url:
-        async with httpx.AsyncClient(base_url=url, headers=tenant.headers) as http:
-            spec = (await http.get("/openapi.json")).json()
-            ai_routes = [
-                (method.upper(), path)
-                for path, methods in spec["paths"].items()
-                if path.startswith("/v1/ai/")
-                for method in methods
-            ]
-            assert len(ai_routes) == 6
-            for method, path in ai_routes:
-                response = await http.request(
-                    method, path.replace("{batch_id}", str(uuid.uuid4())), json={}
-                )
-                assert response.status_code == 503, (method, path, response.text)
-                assert response.headers["content-type"] == "application/problem+json"
-                assert "HERALD_OPENAI_API_KEY" in response.json()["detail"]
-            ready = await http.get("/readyz")
+    no_key = settings.model_copy(update={"openai_api_key": None})
+    async with (
+        serve_api(no_key) as url,
+        httpx.AsyncClient(base_url=url, headers=tenant.headers) as http,
+    ):
+        spec = (await http.get("/openapi.json")).json()
+        ai_routes = [
+            (method.upper(), path)
+            for path, methods in spec["paths"].items()
+            if path.startswith("/v1/ai/")
+            for method in methods
+        ]
+        assert len(ai_routes) == 6
+        for method, path in ai_routes:
+            response = await http.request(
+                method, path.replace("{batch_id}", str(uuid.uuid4())), json={}
+            )
+            assert response.status_code == 503, (method, path, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "HERALD_OPENAI_API_KEY" in response.json()["detail"]
+        ready = await http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["ai"] == "not configured"
 
@@ -67,7 +69,8 @@ async def test_a_429_with_retry_after_drains_the_shared_bucket_for_every_caller(
     assert response.json()["type"].endswith("/ai-rate-limited")
     assert 25 <= int(response.headers["Retry-After"]) <= 30
     # The bucket is drained in Redis, for every process: the next call never reaches the model.
-    drained_until = float(await redis.hget(REQUESTS_KEY, "ts") or 0) / 1_000_000
+    stamp = await redis.hget(REQUESTS_KEY, "ts")  # type: ignore[misc]  # redis-py: sync|async
+    drained_until = float(stamp or 0) / 1_000_000
     redis_now = (await redis.time())[0]
     assert drained_until - redis_now > 25
     again = await client.post("/v1/ai/generate", json=GENERATE)
@@ -91,8 +94,8 @@ async def test_a_short_retry_after_is_waited_out_and_the_call_tried_again(
     assert len(fake_openai.requests) == 2
     # The 429 named the tokens limit: that bucket was drained (then full again at its reset,
     # less the retry's reserve); the requests bucket was not (both calls spent from it).
-    tokens_left = float(await redis.hget(TOKENS_KEY, "tokens") or 0)
-    requests_left = float(await redis.hget(REQUESTS_KEY, "tokens") or 0)
+    tokens_left = float(await redis.hget(TOKENS_KEY, "tokens") or 0)  # type: ignore[misc]
+    requests_left = float(await redis.hget(REQUESTS_KEY, "tokens") or 0)  # type: ignore[misc]
     assert tokens_left > 6000 - 1.5 * settings.openai_max_completion_tokens
     assert requests_left < settings.openai_requests_per_minute - 1.5
 
@@ -152,7 +155,7 @@ async def test_a_client_error_from_the_model_is_502_without_its_message(
             "Incorrect API key provided: sk-abc***xyz.",
             "invalid_request_error",
             "invalid_api_key",
-        )  # fmt: skip
+        )
     )
     response = await client.post("/v1/ai/generate", json=GENERATE)
     assert response.status_code == 502
@@ -247,9 +250,12 @@ async def test_two_api_processes_together_never_exceed_the_requests_per_minute_b
         update={"openai_requests_per_minute": rpm, "openai_max_wait_seconds": 0}
     )
     started = time.monotonic()
-    async with serve_api(limited) as first, serve_api(limited) as second:
-        async with httpx.AsyncClient(headers=tenant.headers, timeout=30) as http:
-            responses = await asyncio.gather(
+    async with (
+        serve_api(limited) as first,
+        serve_api(limited) as second,
+        httpx.AsyncClient(headers=tenant.headers, timeout=30) as http,
+    ):
+        responses = await asyncio.gather(
                 *(http.post(f"{url}/v1/ai/generate", json=GENERATE)
                   for url in (first, second) for _ in range(6))
             )  # fmt: skip

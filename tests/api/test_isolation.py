@@ -22,7 +22,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common import clock
-from herald_common.db.models import ApiKey, Invitation, Media, Notification, Post, Workspace
+from herald_common.db.models import (
+    AiBatch,
+    ApiKey,
+    Invitation,
+    Media,
+    Notification,
+    Post,
+    Workspace,
+)
 from herald_common.roles import Role
 from herald_common.settings import Settings
 from tests.conftest import Tenant
@@ -78,6 +86,11 @@ def _body(operation_id: str, world: World) -> Any:
         "create_invitation": {"email": "intruder@example.com", "role": "owner"},
         "create_api_key": {"name": "intruder"},
         "upload_media": Upload({"file": ("intruder.png", image_bytes(width=3), "image/png")}),
+        # The AI routes, naming the first workspace's account and picture.
+        "generate_post": {"brief": "hello", "account_ids": [str(world.ids["account_id"])]},
+        "rewrite_post": {"text": "hello", "action": "rephrase"},
+        "describe_media": {"media_id": str(world.ids["media_id"])},
+        "create_ai_batch": {"plan": "p", "account_ids": [str(world.ids["account_id"])]},
     }
     if operation_id not in bodies:
         raise AssertionError(f"add a request body for {operation_id} to {__name__}._body")
@@ -150,6 +163,13 @@ async def world(
         )
         key = await http.post("/v1/api-keys", json={"name": "first key"})
     async with sessions.begin() as session:
+        batch = AiBatch(
+            workspace_id=tenant.workspace_id,
+            plan=SECRET_CONTENT,
+            account_ids=[tenant.account_id],
+            max_posts=3,
+        )
+        session.add(batch)
         notification = Notification(
             workspace_id=tenant.workspace_id,
             kind="publish_failed",
@@ -159,6 +179,7 @@ async def world(
         session.add(notification)
         await session.flush()
         notification_id = notification.id
+        batch_id = batch.id
     ids = {
         "post_id": uuid.UUID(post.json()["id"]),
         "target_id": uuid.UUID(post.json()["targets"][0]["id"]),
@@ -168,6 +189,7 @@ async def world(
         "invitation_id": uuid.UUID(invitation.json()["id"]),
         "key_id": uuid.UUID(key.json()["id"]),
         "media_id": uuid.UUID(media.json()["id"]),
+        "batch_id": batch_id,
     }
     secrets = [
         *(str(v) for v in ids.values()),
