@@ -37,6 +37,7 @@ def test_each_service_runs_a_shipped_entry_point(services: dict[str, Any]) -> No
         "scheduler": "herald-scheduler",
         "publisher": "herald-publisher",
         "analytics": "herald-analytics",
+        "ai-worker": "herald-ai-worker",
     }
     assert set(commands.values()) <= console_scripts()
 

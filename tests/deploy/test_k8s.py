@@ -97,6 +97,7 @@ def test_every_herald_pod_is_hardened_bounded_and_probed(
         "herald-scheduler",
         "herald-publisher",
         "herald-analytics",
+        "herald-ai-worker",
         "herald-migrate",
     }
 

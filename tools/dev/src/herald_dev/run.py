@@ -24,7 +24,7 @@ from herald_dev.scripts import script
 from herald_dev.stack import DEV_DATABASE, open_stack
 from herald_dev.supervisor import GRACE_SECONDS, Supervisor
 
-SERVICES = ("api", "scheduler", "publisher", "analytics")
+SERVICES = ("api", "scheduler", "publisher", "analytics", "ai-worker")
 DEV_KEY_PREFIX = "hk_dev_"
 READY_TIMEOUT_SECONDS = 60.0
 READY_POLL_SECONDS = 0.25
