@@ -163,6 +163,22 @@ async def test_a_client_error_from_the_model_is_502_without_its_message(
     assert len(fake_openai.requests) == 1  # not retried: it would fail the same way
 
 
+async def test_a_prompt_too_long_for_the_model_is_422(
+    client: httpx.AsyncClient, fake_openai: FakeOpenAI, redis: Redis
+) -> None:
+    fake_openai.queue(
+        Error(
+            400,
+            "This model's maximum context length is 128000 tokens.",
+            "invalid_request_error",
+            "context_length_exceeded",
+        )  # fmt: skip
+    )
+    response = await client.post("/v1/ai/generate", json=GENERATE)
+    assert response.status_code == 422
+    assert response.json()["type"].endswith("/ai-input-too-long")
+
+
 async def test_malformed_json_is_asked_for_once_more_then_502(
     client: httpx.AsyncClient, fake_openai: FakeOpenAI, redis: Redis
 ) -> None:
