@@ -172,7 +172,7 @@ async def test_a_prompt_too_long_for_the_model_is_422(
             "This model's maximum context length is 128000 tokens.",
             "invalid_request_error",
             "context_length_exceeded",
-        )  # fmt: skip
+        )
     )
     response = await client.post("/v1/ai/generate", json=GENERATE)
     assert response.status_code == 422
