@@ -23,6 +23,8 @@ from herald_api.main import create_app
 from herald_common import clock
 from herald_common.settings import Settings
 from tests.api.test_auth import mail_to, token_of
+from tests.fakes.openai import API_KEY as OPENAI_KEY
+from tests.fakes.openai import Error, FakeOpenAI, Text, posts
 
 
 class LoggedAndKept:
@@ -43,6 +45,7 @@ async def test_no_secret_appears_in_the_logs_across_a_whole_flow(
     db: None,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
+    fake_openai: FakeOpenAI,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="httpx")  # its request lines, URLs and all
@@ -109,6 +112,18 @@ async def test_no_secret_appears_in_the_logs_across_a_whole_flow(
             )
             await call("GET", f"/v1/posts/{post['id']}", key["key"])
             await call("GET", "/v1/posts", f"{key['key']}-not-quite")
+            # The AI model: a call that works and one the provider refuses quoting the key.
+            fake_openai.queue(
+                Text(posts("written while logging")),
+                Error(401, f"Incorrect API key provided: {OPENAI_KEY}.", "invalid_request_error",
+                      "invalid_api_key"),
+            )  # fmt: skip
+            ai = {"brief": "logs", "account_ids": [account["id"]]}
+            await call("POST", "/v1/ai/generate", key["key"], json=ai)
+            refused = await http.post(
+                "/v1/ai/generate", json=ai, headers={"Authorization": f"Bearer {key['key']}"}
+            )
+            assert refused.status_code == 502
 
             guest = f"guest-{uuid.uuid4().hex[:8]}@example.com"
             await call(
@@ -132,6 +147,8 @@ async def test_no_secret_appears_in_the_logs_across_a_whole_flow(
     assert "refresh token reused" in logs
     assert "INSERT INTO users" in logs
     assert "mail not sent (log backend)" in logs
+    assert "/chat/completions" in logs and "ai call failed" in logs
+    secrets["AI model key"] = OPENAI_KEY
     leaked = [name for name, secret in secrets.items() if secret in logs]
     assert not leaked, f"found in the logs: {leaked}"
     assert settings.jwt_signing_key.get_secret_value() not in logs
