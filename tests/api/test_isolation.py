@@ -89,7 +89,7 @@ def _body(operation_id: str, world: World) -> Any:
         # The AI routes, naming the first workspace's account and picture.
         "generate_post": {"brief": "hello", "account_ids": [str(world.ids["account_id"])]},
         "rewrite_post": {"text": "hello", "action": "rephrase"},
-        "describe_media": {"media_id": str(world.ids["media_id"])},
+        "generate_alt_text": {"media_id": str(world.ids["media_id"])},
         "create_ai_batch": {"plan": "p", "account_ids": [str(world.ids["account_id"])]},
     }
     if operation_id not in bodies:

@@ -124,7 +124,7 @@ async def rewrite_post(ctx: WriterDep, data: RewriteRequest, request: Request) -
         ),
     },
 )
-async def describe_media(ctx: WriterDep, data: AltTextRequest) -> AltTextResult:
+async def generate_alt_text(ctx: WriterDep, data: AltTextRequest) -> AltTextResult:
     """Alt text for a stored picture, written by a vision-capable model."""
     return await service.describe_picture(ctx, data)
 
