@@ -4,10 +4,12 @@ OpenAI-compatible server (tests/fakes/openai.py) over real HTTP."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -16,7 +18,7 @@ from herald_common.db.models import AiUsage
 from herald_common.platforms.base import PostContent
 from herald_common.platforms.registry import PLATFORM_NAMES, build_platforms
 from herald_common.settings import Settings
-from tests.ai import add_account, read_events
+from tests.ai import add_account, read_events, serve_api
 from tests.conftest import Tenant
 from tests.fakes.media import image_bytes
 from tests.fakes.openai import FakeOpenAI, Refusal, Text, posts
@@ -247,11 +249,8 @@ async def test_alt_text_sends_the_stored_picture_as_a_data_url(
     assert response.json()["alt_text"] == "A small red rectangle on white."
     [request] = fake_openai.requests
     [_, image] = request.user
-    import base64
-
-    assert (
-        image["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(picture).decode()
-    )
+    encoded = base64.b64encode(picture).decode()
+    assert image["image_url"]["url"] == "data:image/png;base64," + encoded
 
 
 async def test_alt_text_for_another_workspaces_picture_is_404(
@@ -317,3 +316,24 @@ async def test_a_stream_refused_before_the_model_is_asked_is_a_plain_problem(
     )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_pictures_size_does_not_spend_the_tokens_per_minute_budget(
+    settings: Settings, tenant: Tenant, fake_openai: FakeOpenAI, redis: Redis
+) -> None:
+    # A picture travels as a data URL of hundreds of thousands of characters, but the model
+    # counts it as a fixed number of tokens at low detail: two alt texts fit a small budget.
+    small = settings.model_copy(
+        update={"openai_tokens_per_minute": 20_000, "openai_max_wait_seconds": 0}
+    )
+    picture = image_bytes("image/png", width=300, height=300, noise=True)
+    async with (
+        serve_api(small) as url,
+        httpx.AsyncClient(base_url=url, headers=tenant.headers) as http,
+    ):
+        media = await http.post("/v1/media", files={"file": ("big.png", picture, "image/png")})
+        assert media.status_code == 201, media.text
+        for _ in range(2):
+            response = await http.post("/v1/ai/alt-text", json={"media_id": media.json()["id"]})
+            assert response.status_code == 200, response.text
+    assert fake_openai.requests[0].user[1]["image_url"]["detail"] == "low"

@@ -40,6 +40,9 @@ Messages = Sequence[ChatCompletionMessageParam]
 # Retryable statuses besides 5xx, as the OpenAI SDK itself retries them: request timeout and
 # lock timeout (openai._base_client.BaseClient._should_retry).
 RETRYABLE_STATUSES = frozenset({408, 409})
+# What one picture sent at "low" detail costs on gpt-4o-mini, the dearest of OpenAI's vision
+# models per picture (platform.openai.com/docs/guides/images-vision, "Calculating costs").
+IMAGE_TOKENS = 2833
 # What a stream that broke off halfway raises: an error event, or the connection failing.
 _BROKEN_OFF: tuple[type[BaseException], ...] = (openai.APIError, *TRANSPORT_ERRORS)
 
@@ -115,9 +118,8 @@ class Model:
         """The model's answer to ``messages`` (JSON text when ``schema`` is given), its tokens
         recorded against ``caller``. With ``on_token`` the answer is streamed through it."""
         await self.check_quota(caller)
-        prompt_characters = sum(len(str(m.get("content", ""))) for m in messages)
-        reserve = limits.estimate_tokens(prompt_characters)
-        reserve += self.settings.openai_max_completion_tokens
+        prompt_tokens = _prompt_tokens(messages)
+        reserve = prompt_tokens + self.settings.openai_max_completion_tokens
         attempt = 0
         while True:
             try:
@@ -139,9 +141,9 @@ class Model:
                     await asyncio.sleep(backoff * 2 ** (attempt - 1))
                 continue
             except _Usage as spent:  # refused or cut off: the tokens still count
-                await self._record(caller, task, spent.answer, prompt_characters)
+                await self._record(caller, task, spent.answer, prompt_tokens)
                 raise spent.problem from None
-            await self._record(caller, task, answer, prompt_characters)
+            await self._record(caller, task, answer, prompt_tokens)
             return answer
 
     async def complete_json(
@@ -286,12 +288,10 @@ class Model:
             )
         return errors.upstream(f"The AI model's answer could not be read: {_short(exc)}")
 
-    async def _record(
-        self, caller: Caller, task: str, answer: Answer, prompt_characters: int
-    ) -> None:
+    async def _record(self, caller: Caller, task: str, answer: Answer, prompt_tokens: int) -> None:
         """One usage row per call, committed at once: a request that fails later still
         spent the tokens. A server that reports no usage is charged an estimate."""
-        prompt = answer.prompt_tokens or limits.estimate_tokens(prompt_characters)
+        prompt = answer.prompt_tokens or prompt_tokens
         completion = answer.completion_tokens or limits.estimate_tokens(len(answer.content))
         async with self.sessions() as session:
             await repository.record_usage(
@@ -326,6 +326,23 @@ def _check_finish(answer: Answer, refusal: str | None, finish: str | None) -> No
         raise _Usage(errors.refused("the provider's content filter stopped the answer."), answer)
     if finish == "length":
         raise _Usage(errors.bad_output("it was cut off at the token limit"), answer)
+
+
+def _prompt_tokens(messages: Messages) -> int:
+    """An estimate of what the model will count for ``messages``: text at four characters a
+    token, each picture at IMAGE_TOKENS (a data URL's characters say nothing of it)."""
+    characters = images = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            characters += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if part.get("type") == "image_url":
+                    images += 1
+                else:
+                    characters += len(str(part.get("text", "")))
+    return limits.estimate_tokens(characters) + images * IMAGE_TOKENS
 
 
 def _short(exc: BaseException) -> str:

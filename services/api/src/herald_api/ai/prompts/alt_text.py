@@ -25,7 +25,9 @@ def messages(*, data_url: str, language: str | None) -> list[ChatCompletionMessa
             "role": "user",
             "content": [
                 {"type": "text", "text": as_user_json({"language": language or "the picture's"})},
-                {"type": "image_url", "image_url": {"url": data_url}},
+                # Low detail: a 512 x 512 view is enough to describe a picture, and its cost
+                # is fixed, whatever the picture's size.
+                {"type": "image_url", "image_url": {"url": data_url, "detail": "low"}},
             ],
         },
     ]
