@@ -185,3 +185,16 @@ async def test_the_operators_own_platform_hosts_may_resolve_to_private_addresses
         with pytest.raises(httpx.TransportError):
             await client.get(f"https://pinned.example:{server.port}/")
     assert server.requests == [f"bot-api.internal:{server.port} /botTOKEN/getMe"]
+
+
+async def test_the_operators_own_ai_model_server_may_resolve_to_a_private_address(
+    server: TLSServer, client_tls: ssl.SSLContext
+) -> None:
+    """HERALD_OPENAI_BASE_URL is the operator's too: a model served inside the cluster."""
+    model = f"https://bot-api.internal:{server.port}/v1"
+    settings = production().model_copy(update={"openai_base_url": model})
+    dns = ScriptedDNS({"bot-api.internal": ["127.0.0.1"]})
+    async with create_http_client(settings, resolver=dns, ssl_context=client_tls) as client:
+        answer = await client.get(f"{model}/models")
+    assert answer.status_code == 200
+    assert server.requests == [f"bot-api.internal:{server.port} /v1/models"]

@@ -313,8 +313,9 @@ def _aiohttp_session(
     return _SharedSession(make)
 
 
-# Settings naming where Herald itself sends requests: the operator's choice, not a caller's.
-OPERATOR_URL_SUFFIXES = ("_api_base", "_authorize_url", "_token_url", "_revoke_url")
+# Settings naming where Herald itself sends requests: the operator's choice, not a caller's
+# (``_base_url``: the AI model's server, often a vLLM or Ollama inside the cluster).
+OPERATOR_URL_SUFFIXES = ("_api_base", "_base_url", "_authorize_url", "_token_url", "_revoke_url")
 
 
 def operator_hosts(settings: Settings) -> frozenset[str]:
