@@ -28,7 +28,7 @@ from herald_common.db.models import AiBatch, AiBatchItem, AiUsage, Post
 from herald_common.settings import Settings
 from tests.ai import add_account
 from tests.conftest import Tenant
-from tests.fakes.openai import FakeOpenAI, Reply, Text, default_reply
+from tests.fakes.openai import Error, FakeOpenAI, Refusal, Reply, Text, default_reply
 from tests.services import service_env, spawn, stop, wait_for
 
 pytestmark = pytest.mark.usefixtures("redis")
@@ -220,3 +220,36 @@ async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     # Posts drafted before the kill were not written again; the one in flight was.
     assert briefs.count("Post 1 of the plan") == 1 and briefs.count("Post 2 of the plan") == 1
     assert briefs.count("Post 3 of the plan") == 2
+
+
+async def test_a_refused_post_fails_alone_and_a_model_down_stops_the_plan(
+    client: httpx.AsyncClient,
+    fake_openai: FakeOpenAI,
+    settings: Settings,
+    tenant: Tenant,
+) -> None:
+    plan = plan_of(3)
+
+    def refuse_the_second(body: dict[str, Any]) -> Reply:
+        return Refusal("Not this one.") if "Post 2 of" in json.dumps(body) else plan(body)
+
+    fake_openai.responder = refuse_the_second
+    created = await client.post(
+        "/v1/ai/batches", json={"plan": "p", "account_ids": [str(tenant.account_id)]}
+    )
+    async with running_ai_worker(settings):
+        batch = await _finished(client, created.json()["id"])
+        assert batch["status"] == "succeeded"
+        assert [i["status"] for i in batch["items"]] == ["drafted", "failed", "drafted"]
+        assert "Not this one." in batch["items"][1]["error"]
+
+        def fail_the_second(body: dict[str, Any]) -> Reply:
+            return Error(500) if "Post 2 of" in json.dumps(body) else plan(body)
+
+        fake_openai.responder = fail_the_second
+        created = await client.post(
+            "/v1/ai/batches", json={"plan": "p", "account_ids": [str(tenant.account_id)]}
+        )
+        batch = await _finished(client, created.json()["id"])
+    assert batch["status"] == "failed" and "HTTP 500" in batch["error"]
+    assert [i["status"] for i in batch["items"]] == ["drafted", "planned", "planned"]

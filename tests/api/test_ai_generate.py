@@ -214,6 +214,17 @@ async def test_rewrite_shortens_to_fit_the_named_platform(
     assert request.user["action"] == "shorten" and request.user["max_characters"] == 300
 
 
+async def test_a_thread_the_model_adds_to_a_shortened_text_is_dropped(
+    client: httpx.AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.queue(Text(posts(("Short now.", ["and an extra post"]))))
+    response = await client.post(
+        "/v1/ai/rewrite", json={"text": "A long text " * 50, "action": "shorten", "platform": "x"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["text"] == "Short now." and response.json()["thread"] == []
+
+
 async def test_rewrite_splits_into_a_thread_only_where_the_platform_threads(
     client: httpx.AsyncClient, fake_openai: FakeOpenAI
 ) -> None:

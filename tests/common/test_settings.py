@@ -21,6 +21,15 @@ def test_lists_are_read_from_comma_separated_variables(monkeypatch: pytest.Monke
     assert settings.publisher_retry_delays_seconds == [1.0, 5.0, 15.0]
 
 
+def test_an_empty_ai_key_leaves_the_assistant_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_OPENAI_API_KEY", "")
+    assert Settings().openai_api_key is None
+    monkeypatch.setenv("HERALD_OPENAI_API_KEY", "sk-real")
+    key = Settings().openai_api_key
+    assert key is not None and key.get_secret_value() == "sk-real"
+    assert "sk-real" not in repr(Settings())
+
+
 def fernet_key() -> str:
     return Fernet.generate_key().decode()
 

@@ -293,6 +293,14 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("openai_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_none(cls, value: object) -> object:
+        """An empty HERALD_OPENAI_API_KEY (the Secret template's) turns the assistant off."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

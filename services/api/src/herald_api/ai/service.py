@@ -191,6 +191,7 @@ async def _write(
     *,
     task: str = "generate",
     may_split: bool = True,
+    keep_thread: bool = True,
 ) -> list[Variant]:
     sink = None
     if on_token is not None:
@@ -204,7 +205,11 @@ async def _write(
     posts = await model.complete_json(
         ctx.caller, task, messages, POSTS_SCHEMA, _parse_posts, max_wait=ctx.max_wait, on_token=sink
     )
-    posts = posts[:wanted]
+    posts = (
+        posts[:wanted]
+        if keep_thread
+        else [p.model_copy(update={"thread": []}) for p in posts[:wanted]]
+    )
     fitted = [fit(platform, post, may_split=may_split) for post in posts]
     failing = [i for i, f in enumerate(fitted) if f.problems]
     repaired: set[int] = set()
@@ -228,6 +233,8 @@ async def _write(
             max_wait=ctx.max_wait,
         )
         for i, fix in zip(failing, fixes, strict=False):
+            if not keep_thread:
+                fix = fix.model_copy(update={"thread": []})
             fitted[i] = fit(platform, fix, may_split=may_split)
             repaired.add(i)
     return [
@@ -284,19 +291,23 @@ async def rewrite_text(
             max_wait=ctx.max_wait,
             on_token=_unplaced(on_token),
         )
+        thread = list(posts[0].thread) if split else []
         variant = Variant(
-            text=posts[0].text,
-            thread=list(posts[0].thread),
-            valid=True,
-            problems=[],
-            repaired=False,
+            text=posts[0].text, thread=thread, valid=True, problems=[], repaired=False
         )
     else:
+        # Only a split makes a thread: a thread the model adds to a shortened text is dropped.
         [variant] = await _write(
-            ctx, plan.model, platform, messages, 1, on_token, task="rewrite", may_split=split
+            ctx,
+            plan.model,
+            platform,
+            messages,
+            1,
+            on_token,
+            task="rewrite",
+            may_split=split,
+            keep_thread=split,
         )
-    if not split and variant.thread and platform is None:
-        variant = variant.model_copy(update={"thread": []})
     return RewriteResult(
         model=plan.model.name,
         action=request.action,

@@ -185,7 +185,9 @@ async def _work_item(ctx: AiContext, batch: AiBatch, item: AiBatchItem) -> None:
         try:
             item.written = await _write_item(ctx, batch, item)
         except ProblemError as exc:
-            if exc.status not in (422, 502):  # quota, budget, timeouts: stop the batch
+            # What is wrong with this post alone (refused, unusable answer) fails the item;
+            # the quota, the model down or not answering stop the batch.
+            if exc.status != 422 and exc.slug != "ai-bad-output":
                 raise
             item.status, item.error = ItemStatus.FAILED, exc.detail
         else:
