@@ -17,12 +17,11 @@ from herald_api.ai.schemas import (
     ItemStatus,
     WrittenText,
 )
-from herald_api.ai.service import AiContext
+from herald_api.ai.service import AiContext, workspace_accounts
 from herald_api.ai.tasks import enqueue_batch
 from herald_api.problems import FieldProblem, ProblemError
 from herald_common import clock
 from herald_common.db.models import AiBatch, AiBatchItem
-from herald_common.db.repositories.accounts import account_briefs
 
 
 async def create_batch(ctx: AiContext, redis: Redis, request: BatchCreate) -> Batch:
@@ -35,16 +34,7 @@ async def create_batch(ctx: AiContext, redis: Redis, request: BatchCreate) -> Ba
             "The plan asks for too many posts.",
             [FieldProblem(field="max_posts", message=f"At most {limit}.")],
         )
-    accounts = await account_briefs(ctx.session, ctx.workspace_id, request.account_ids)
-    missing = [
-        FieldProblem(
-            field=f"account_ids[{i}]", message="No account with this id in this workspace."
-        )
-        for i, account_id in enumerate(request.account_ids)
-        if account_id not in accounts
-    ]
-    if missing:
-        raise ProblemError(422, "validation-failed", "Some accounts were not found.", missing)
+    await workspace_accounts(ctx, request.account_ids)
     await model.check_quota(ctx.caller)
     batch = await repository.add_batch(
         ctx.session,

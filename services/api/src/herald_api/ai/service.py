@@ -39,7 +39,7 @@ from herald_api.ai.streaming import TextDelta, TextDeltas
 from herald_api.posts.schemas import MAX_CONTENT_LENGTH, MAX_THREAD_POSTS
 from herald_api.problems import FieldProblem, ProblemError
 from herald_common import clock
-from herald_common.db.repositories.accounts import account_briefs
+from herald_common.db.repositories.accounts import AccountBrief, account_briefs
 from herald_common.platforms.base import Platform, PostContent
 from herald_common.settings import Settings
 
@@ -114,10 +114,10 @@ def fit(platform: Platform, post: _Post, *, may_split: bool) -> _Fitted:
     return _Fitted(post.text, thread, problems)
 
 
-async def _destinations(
-    ctx: AiContext, account_ids: Sequence[uuid.UUID], platforms: Sequence[str]
-) -> dict[str, list[uuid.UUID]]:
-    """Each platform asked for, with the requested accounts on it, in the order named."""
+async def workspace_accounts(
+    ctx: AiContext, account_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, AccountBrief]:
+    """The workspace's accounts among ``account_ids``, refusing (422, by path) any other."""
     accounts = await account_briefs(ctx.session, ctx.workspace_id, account_ids)
     missing = [
         FieldProblem(
@@ -128,6 +128,14 @@ async def _destinations(
     ]
     if missing:
         raise ProblemError(422, "validation-failed", "Some accounts were not found.", missing)
+    return accounts
+
+
+async def _destinations(
+    ctx: AiContext, account_ids: Sequence[uuid.UUID], platforms: Sequence[str]
+) -> dict[str, list[uuid.UUID]]:
+    """Each platform asked for, with the requested accounts on it, in the order named."""
+    accounts = await workspace_accounts(ctx, account_ids)
     found: dict[str, list[uuid.UUID]] = {}
     for account_id in account_ids:
         found.setdefault(accounts[account_id].platform, []).append(account_id)
