@@ -348,3 +348,20 @@ async def test_a_pictures_size_does_not_spend_the_tokens_per_minute_budget(
             response = await http.post("/v1/ai/alt-text", json={"media_id": media.json()["id"]})
             assert response.status_code == 200, response.text
     assert fake_openai.requests[0].user[1]["image_url"]["detail"] == "low"
+
+
+async def test_alt_text_is_a_clear_422_when_the_model_cannot_see_pictures(
+    settings: Settings, tenant: Tenant, fake_openai: FakeOpenAI
+) -> None:
+    blind = settings.model_copy(update={"openai_model_sees_images": False})
+    async with (
+        serve_api(blind) as url,
+        httpx.AsyncClient(base_url=url, headers=tenant.headers) as http,
+    ):
+        media = await http.post("/v1/media", files={"file": ("p.png", image_bytes(), "image/png")})
+        response = await http.post("/v1/ai/alt-text", json={"media_id": media.json()["id"]})
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["type"].endswith("/ai-model-cannot-see")
+    assert "HERALD_OPENAI_MODEL_SEES_IMAGES" in problem["detail"]
+    assert fake_openai.requests == []
