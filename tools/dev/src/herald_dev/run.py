@@ -33,7 +33,9 @@ DEFAULT_API_PORT = "8000"
 DEFAULT_METRICS_HOST = "127.0.0.1"
 # The services that serve /healthz, /readyz and /metrics on a port of their own (the API
 # serves them on its port), and the port each prefers: its own default.
-PROBE_PORTS = {name: DEFAULT_PORTS[name] for name in ("scheduler", "publisher", "analytics")}
+PROBE_PORTS = {
+    name: DEFAULT_PORTS[name] for name in ("scheduler", "publisher", "analytics", "ai-worker")
+}
 
 
 class RunError(Exception):
