@@ -1,8 +1,8 @@
 """ai_usage: every call to the AI model; ai_batches and ai_batch_items: content plans
 
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-04 14:00:00
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-04 15:00:00
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
