@@ -14,7 +14,13 @@ import pytest
 from aiohttp import web
 from httpx_aiohttp import AiohttpTransport
 
-from herald_common.http import TRANSPORT_ERRORS, create_http_client, request_never_sent
+from herald_common.http import (
+    TRANSPORT_ERRORS,
+    create_http_client,
+    request_never_sent,
+    transport_failure,
+)
+from herald_common.platforms.errors import OutcomeUnknown, Transient
 from herald_common.settings import Settings
 from tests.conftest import free_port
 
@@ -260,6 +266,42 @@ async def test_failures_raise_what_the_long_way_raises(
             assert type(short.__cause__) is type(long.__cause__), url
             assert request_never_sent(short) is request_never_sent(long) is never_sent, url
             assert isinstance(short, httpx.HTTPError)
+
+
+async def test_a_request_that_got_no_answer_is_named_for_what_happened(
+    origin: tuple[Origin, str, web.AppRunner],
+) -> None:
+    """A person reads these on the target: a server that took the request and hung up is
+    "its answer was lost", not the ConnectTimeout('Server disconnected') httpx-aiohttp
+    raises for it."""
+    _, base, _ = origin
+    refused = f"http://127.0.0.1:{free_port()}/statuses"
+    settings = Settings(environment="test", http_timeout_seconds=0.3)
+    async with create_http_client(settings) as client:
+        for url, method, kind, words in (
+            (refused, "POST", Transient, "Mastodon could not be reached: the connection failed"),
+            (
+                f"{base}/hang-up",
+                "POST",
+                OutcomeUnknown,
+                "Mastodon may have received the post, but the connection closed after the "
+                "request was sent, so its answer was lost",
+            ),
+            (
+                f"{base}/sleep",
+                "GET",
+                OutcomeUnknown,
+                "Mastodon may have received the post, but no answer came within the timeout "
+                "after the request was sent",
+            ),
+        ):
+            for extra in ({}, LONG_WAY):
+                with pytest.raises(TRANSPORT_ERRORS) as caught:
+                    await client.request(method, url, json={"status": "x"}, **extra)
+                failure = transport_failure(caught.value, "Mastodon", "the post")
+                assert type(failure) is kind, url
+                assert failure.message.startswith(words), failure.message
+                assert "ConnectTimeout" not in failure.message
 
 
 async def test_closing_the_client_closes_the_connections_the_short_lane_opened(

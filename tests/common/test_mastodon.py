@@ -321,9 +321,21 @@ async def test_server_error_is_transient_and_creates_nothing(
         await mastodon.publish(publish_request())
 
     assert raised.value.http_status == 503
+    assert raised.value.retry_after is None
     assert fake.statuses == []
     await mastodon.publish(publish_request())
     assert len(fake.statuses) == 1
+
+
+async def test_a_server_errors_retry_after_travels_with_it(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    fake.fail_next(status_code=503, retry_after="120")
+
+    with pytest.raises(Transient) as raised:
+        await mastodon.publish(publish_request())
+
+    assert raised.value.retry_after == 120
 
 
 # -- pictures ----------------------------------------------------------------------------------
@@ -546,11 +558,14 @@ async def test_connection_dropped_after_accept_is_outcome_unknown(
 ) -> None:
     fake.drop_next()
 
-    with pytest.raises(OutcomeUnknown):
+    with pytest.raises(OutcomeUnknown) as raised:
         await any_transport_mastodon.publish(publish_request())
 
     assert len(fake.statuses) == 1
     assert fake.requests[-1].status_code is None
+    assert "the connection closed after the request was sent, so its answer was lost" in (
+        raised.value.message
+    )
 
 
 async def test_answer_slower_than_the_timeout_is_outcome_unknown(

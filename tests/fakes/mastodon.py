@@ -170,6 +170,7 @@ class _Fault:
     error: str = ""
     seconds: float = 0.0
     limit: int = 0
+    retry_after: str | None = None
 
 
 @dataclass
@@ -319,10 +320,18 @@ class FakeMastodon:
         self._queue(times, _Fault("rate_limit", seconds=reset_after.total_seconds(), limit=limit))
 
     def fail_next(
-        self, times: int = 1, *, status_code: int = 503, error: str = "Service Unavailable"
+        self,
+        times: int = 1,
+        *,
+        status_code: int = 503,
+        error: str = "Service Unavailable",
+        retry_after: str | None = None,
     ) -> None:
-        """Answer ``status_code`` with ``{"error": error}`` and create nothing."""
-        self._queue(times, _Fault("fail", status_code=status_code, error=error))
+        """Answer ``status_code`` with ``{"error": error}`` (and ``Retry-After``, as a proxy in
+        front of an instance may send with a 503) and create nothing."""
+        self._queue(
+            times, _Fault("fail", status_code=status_code, error=error, retry_after=retry_after)
+        )
 
     def delay_next(self, times: int = 1, *, seconds: float) -> None:
         """Create the status, then wait ``seconds`` before answering."""
@@ -630,7 +639,8 @@ class FakeMastodon:
         if fault.kind == "rate_limit":
             reset = self._clock() + timedelta(seconds=fault.seconds)
             return too_many_requests(fault.limit, reset)
-        return JSONResponse({"error": fault.error}, status_code=fault.status_code)
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+        return JSONResponse({"error": fault.error}, status_code=fault.status_code, headers=headers)
 
     def _answer(
         self, request: Request, token: str | None, key: str | None, response: Response

@@ -384,11 +384,52 @@ def transport_failure(
 ) -> PublishError:
     """What a request to ``platform`` that got no HTTP answer means for the attempt:
     Transient when it certainly never left, else OutcomeUnknown (``what`` may exist now).
-    ``shown`` replaces ``repr(exc)`` in the message where the URL holds a secret."""
-    detail = repr(exc) if shown is None else shown
+
+    The message says what happened in words a person reads on the target ("the connection
+    closed after the request was sent, so its answer was lost"), not the transport's
+    exception, whose type hides it: httpx-aiohttp reports a server that took the request and
+    hung up as ``ConnectTimeout('Server disconnected')``. An error it cannot name is shown as
+    ``repr(exc)``, or as ``shown`` where that would hold a secret (a token in the URL).
+    """
     if request_never_sent(exc):
-        return Transient(f"{platform} could not be reached: {detail}")
-    return OutcomeUnknown(f"{platform} may have received {what}, but no answer came: {detail}")
+        return Transient(f"{platform} could not be reached: {_never_sent(exc, shown)}")
+    return OutcomeUnknown(f"{platform} may have received {what}, but {_answer_lost(exc, shown)}")
+
+
+def _never_sent(exc: BaseException, shown: str | None) -> str:
+    cause = _aiohttp_error(exc)
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return f"the connection failed ({cause.os_error.strerror or type(cause.os_error).__name__})"
+    if isinstance(cause, aiohttp.ConnectionTimeoutError) or isinstance(
+        exc, httpx.ConnectTimeout | httpx.PoolTimeout
+    ):
+        return "no connection could be made within the timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "the connection failed"
+    return shown or repr(exc)
+
+
+def _answer_lost(exc: BaseException, shown: str | None) -> str:
+    """Why no answer came to a request that may have been received."""
+    cause = _aiohttp_error(exc)
+    if isinstance(cause, aiohttp.ServerDisconnectedError) or isinstance(
+        exc, httpx.RemoteProtocolError
+    ):
+        return "the connection closed after the request was sent, so its answer was lost"
+    if isinstance(cause, aiohttp.ServerTimeoutError) or isinstance(
+        exc, httpx.ReadTimeout | TimeoutError
+    ):
+        return "no answer came within the timeout after the request was sent"
+    if isinstance(cause, aiohttp.ClientPayloadError) or isinstance(exc, httpx.ReadError):
+        return "its answer was cut off"
+    if isinstance(cause, aiohttp.ClientOSError) or isinstance(exc, httpx.WriteError):
+        return "the connection broke while the request was sent or answered"
+    return f"no answer came: {shown or repr(exc)}"
+
+
+def _aiohttp_error(exc: BaseException) -> BaseException | None:
+    """The aiohttp error behind ``exc`` (httpx-aiohttp chains it as the cause), if any."""
+    return exc if isinstance(exc, aiohttp.ClientError) else exc.__cause__
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:

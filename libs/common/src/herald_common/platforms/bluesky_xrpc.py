@@ -47,7 +47,11 @@ def raise_for_error(response: httpx.Response) -> None:
     if status in (401, 403) or session_expired(response):
         raise AuthExpired(f"Bluesky refused the account ({status}): {error}", http_status=status)
     if status >= 500 or status == 408:
-        raise Transient(f"Bluesky answered {status}: {error}", http_status=status)
+        raise Transient(
+            f"Bluesky answered {status}: {error}",
+            http_status=status,
+            retry_after=retry_after_seconds(response.headers.get("Retry-After"), clock.now()),
+        )
     # 400 InvalidRequest: the record failed validation (too long, bad facets, ...).
     raise Rejected(f"Bluesky rejected the post ({status}): {error}", http_status=status)
 

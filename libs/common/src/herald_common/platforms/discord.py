@@ -208,7 +208,11 @@ def _raise_for_error(response: httpx.Response) -> None:
     if status in (401, 403) or (status == 404 and body.get("code") in _GONE_CODES):
         raise AuthExpired(f"Discord refused the webhook ({status}): {message}", http_status=status)
     if status >= 500 or status == 408:
-        raise Transient(f"Discord answered {status}: {message}", http_status=status)
+        raise Transient(
+            f"Discord answered {status}: {message}",
+            http_status=status,
+            retry_after=retry_after_seconds(response.headers.get("Retry-After"), clock.now()),
+        )
     raise Rejected(
         f"Discord rejected the message ({status}): {_details(body, message)}", http_status=status
     )

@@ -29,9 +29,19 @@ class RateLimited(PublishError):
 
 
 class Transient(PublishError):
-    """5xx, timeouts before sending, network errors: safe to retry."""
+    """5xx, timeouts before sending, network errors: safe to retry.
+
+    ``retry_after`` is how long the platform asked to be left alone (a 503's
+    ``Retry-After``), when it said; the retry waits at least that long.
+    """
 
     kind = "transient"
+
+    def __init__(
+        self, message: str, *, http_status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, http_status=http_status)
+        self.retry_after = None if retry_after is None else max(0.0, retry_after)
 
 
 class AuthExpired(PublishError):

@@ -320,7 +320,11 @@ def _raise_for_error(response: httpx.Response, what: str = "the post") -> None:
             http_status=status,
         )
     if status >= 500 or status == 408:
-        raise Transient(f"LinkedIn answered {status}: {message}", http_status=status)
+        raise Transient(
+            f"LinkedIn answered {status}: {message}",
+            http_status=status,
+            retry_after=retry_after_seconds(response.headers.get("Retry-After"), clock.now()),
+        )
     raise Rejected(f"LinkedIn rejected {what} ({status}): {message}", http_status=status)
 
 

@@ -345,7 +345,11 @@ def _raise_for_error(response: httpx.Response, what: str) -> None:
             http_status=status,
         )
     if status >= 500 or status == 408:
-        raise Transient(f"Mastodon answered {status}: {message}", http_status=status)
+        raise Transient(
+            f"Mastodon answered {status}: {message}",
+            http_status=status,
+            retry_after=retry_after_seconds(response.headers.get("Retry-After"), clock.now()),
+        )
     if status == 422 and MEDIA_NOT_READY in message:
         # A picture reused from an earlier attempt is still being processed: only a wait helps.
         raise Transient(f"Mastodon: {message}", http_status=status)

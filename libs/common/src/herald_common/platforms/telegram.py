@@ -28,7 +28,13 @@ from typing import Any
 
 import httpx
 
-from herald_common.http import TRANSPORT_ERRORS, json_object, request_never_sent
+from herald_common import clock
+from herald_common.http import (
+    TRANSPORT_ERRORS,
+    json_object,
+    retry_after_seconds,
+    transport_failure,
+)
 from herald_common.platforms.base import (
     ContentProblem,
     Media,
@@ -120,13 +126,7 @@ class Telegram(Platform):
             response = await self.http.post(url, **body)
         except TRANSPORT_ERRORS as exc:
             # The URL holds the bot token: name the method, never the URL.
-            if request_never_sent(exc):
-                raise Transient(
-                    f"Telegram could not be reached ({method}): {type(exc).__name__}"
-                ) from None
-            raise OutcomeUnknown(
-                f"Telegram may have received {method}, but no answer came: {type(exc).__name__}"
-            ) from None
+            raise transport_failure(exc, "Telegram", method, shown=type(exc).__name__) from None
         result = _result(response)
         message = result[0] if isinstance(result, list) and result else result
         if not isinstance(message, dict) or "message_id" not in message:
@@ -251,7 +251,11 @@ def _result(response: httpx.Response) -> Any:
         # post there; 404 is what the Bot API answers for a malformed token.
         raise AuthExpired(f"Telegram refused the bot: {description}", http_status=status)
     if code >= 500 or status >= 500:
-        raise Transient(f"Telegram answered {code}: {description}", http_status=status)
+        raise Transient(
+            f"Telegram answered {code}: {description}",
+            http_status=status,
+            retry_after=retry_after_seconds(response.headers.get("Retry-After"), clock.now()),
+        )
     if 200 <= status < 300:
         raise OutcomeUnknown(
             f"Telegram answered {status} without ok: {description}", http_status=status

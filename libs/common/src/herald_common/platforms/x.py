@@ -31,7 +31,12 @@ from typing import Any
 import httpx
 
 from herald_common import clock
-from herald_common.http import TRANSPORT_ERRORS, json_object, request_never_sent
+from herald_common.http import (
+    TRANSPORT_ERRORS,
+    json_object,
+    retry_after_seconds,
+    transport_failure,
+)
 from herald_common.platforms.base import (
     ContentProblem,
     Media,
@@ -289,11 +294,7 @@ class X(Platform):
                 url, headers={"Authorization": f"Bearer {token}"}, **body
             )
         except TRANSPORT_ERRORS as exc:
-            if request_never_sent(exc):
-                raise Transient(f"X could not be reached to {action}: {exc!r}") from exc
-            raise OutcomeUnknown(
-                f"X may have received the request to {action}, but no answer came: {exc!r}"
-            ) from exc
+            raise transport_failure(exc, "X", f"the request to {action}") from exc
         _raise_for_error(response, action)
         return response
 
@@ -349,7 +350,11 @@ def _raise_for_error(response: httpx.Response, action: str = "create the post") 
         # A gateway timeout: X's backend may have created the post after the gateway gave up.
         raise OutcomeUnknown(f"X answered {status}: {message}", http_status=status)
     if status >= 500 or status == 408:
-        raise Transient(f"X answered {status}: {message}", http_status=status)
+        raise Transient(
+            f"X answered {status}: {message}",
+            http_status=status,
+            retry_after=retry_after_seconds(response.headers.get("Retry-After"), clock.now()),
+        )
     # 400 (invalid request), 403 (not permitted: suspended, protected, reply not allowed, no
     # media.write scope), ...
     raise Rejected(f"X refused to {action} ({status}): {message}", http_status=status)
