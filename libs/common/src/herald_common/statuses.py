@@ -17,6 +17,8 @@ class PostStatus(StrEnum):
     PUBLISHED = "published"
     PARTIALLY_PUBLISHED = "partially_published"
     FAILED = "failed"
+    # Some target's outcome is unknown (it may be live): a person should check the platform.
+    NEEDS_ATTENTION = "needs_attention"
     CANCELLED = "cancelled"
 
 
@@ -83,7 +85,12 @@ def sources_of(target: TargetStatus) -> frozenset[TargetStatus]:
 
 
 def derive_post_status(targets: Iterable[TargetStatus], *, draft: bool = False) -> PostStatus:
-    """A post's status is a summary of its targets' statuses."""
+    """A post's status is a summary of its targets' statuses.
+
+    Once nothing is in flight, a target whose outcome is ``unknown`` makes the post
+    ``needs_attention`` whatever its other targets did: that target may well be live, so
+    neither ``failed`` nor ``partially_published`` would be true, and a person should look.
+    """
     if draft:
         return PostStatus.DRAFT
     statuses = [TargetStatus(s) for s in targets]
@@ -94,6 +101,8 @@ def derive_post_status(targets: Iterable[TargetStatus], *, draft: bool = False) 
     if any(s in IN_FLIGHT for s in live):
         started = published or any(s in {T.PUBLISHING, T.RETRYING} for s in live)
         return PostStatus.PUBLISHING if started else PostStatus.SCHEDULED
+    if any(s is T.UNKNOWN for s in live):
+        return PostStatus.NEEDS_ATTENTION
     if published == len(live):
         return PostStatus.PUBLISHED
     return PostStatus.PARTIALLY_PUBLISHED if published else PostStatus.FAILED
