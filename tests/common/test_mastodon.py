@@ -626,6 +626,51 @@ async def test_find_published_cannot_tell_once_mastodon_may_have_forgotten_the_k
     assert len(fake.requests) == 1  # no blind second post
 
 
+def as_alice(fake: FakeMastodon, request: PublishRequest) -> PublishRequest:
+    """``request`` with Alice's account id on the fake, where find_later lists statuses."""
+    return replace(
+        request, account=replace(request.account, external_id=fake.account_for(ALICE).id)
+    )
+
+
+async def test_find_later_reads_the_status_back_hours_later_without_sending_anything(
+    mastodon: Mastodon, fake: FakeMastodon, restore_clock: None
+) -> None:
+    request = as_alice(fake, publish_request("Hello <again> & https://example.com/x"))
+    sent_at = clock.now()
+    await mastodon.publish(publish_request("An older post of Alice's", key="target-0"))
+    fake.drop_next()
+    with pytest.raises(OutcomeUnknown):
+        await mastodon.publish(request)
+    await mastodon.publish(publish_request("A later post of Alice's", key="target-2"))
+    clock.advance(timedelta(hours=3))  # the idempotency key is long forgotten
+    posted = len(fake.statuses)
+
+    found = await mastodon.find_later(replace(request, first_attempt_at=sent_at))
+
+    ours = next(s for s in fake.statuses if s.idempotency_key == "target-1")
+    assert found is not None
+    assert (found.remote_id, found.remote_url) == (
+        ours.id,
+        f"https://mastodon.test/@alice/{ours.id}",
+    )
+    assert len(fake.statuses) == posted
+    assert [r.method for r in fake.requests[-3:]] == ["GET"] * 3
+
+
+async def test_find_later_finds_nothing_for_a_post_that_never_landed(
+    mastodon: Mastodon, fake: FakeMastodon
+) -> None:
+    await mastodon.publish(publish_request("Something else", key="target-0"))
+    fake.fail_next(status_code=503)
+    request = as_alice(fake, publish_request("Hello from Herald", key="target-3"))
+    with pytest.raises(Transient):
+        await mastodon.publish(request)
+
+    assert await mastodon.find_later(replace(request, first_attempt_at=clock.now())) is None
+    assert [s.text for s in fake.statuses] == ["Something else"]
+
+
 async def test_find_published_cannot_tell_without_the_first_attempt_time(
     mastodon: Mastodon, fake: FakeMastodon
 ) -> None:

@@ -34,8 +34,9 @@ What it does like Mastodon:
   processing gets 422 ``Cannot attach files that have not finished processing. Try again in
   a moment!``; otherwise they are attached, in order, and listed in the status's
   ``media_attachments`` with their ``description``.
-- ``GET /api/v1/accounts/verify_credentials`` and ``GET /api/v1/accounts/{id}/statuses``
-  (newest first, ``limit`` default 20, at most 40).
+- ``GET /api/v1/accounts/verify_credentials``, ``GET /api/v1/accounts/{id}/statuses``
+  (newest first, ``limit`` default 20, at most 40) and ``GET /api/v1/statuses/{id}/source``
+  (``{"id", "text", "spoiler_text"}``, the status as it was sent).
 - OAuth: ``POST /api/v1/apps``, ``GET /oauth/authorize``, ``POST /oauth/token`` (with PKCE),
   ``POST /oauth/revoke``; see tests/fakes/mastodon_oauth.py (``fake.oauth``). A token revoked
   there gets 401 ``{"error": "The access token was revoked"}`` from the API.
@@ -409,6 +410,7 @@ class FakeMastodon:
                     methods=["GET"],
                 ),
                 Route("/api/v1/accounts/{id}/statuses", self._account_statuses, methods=["GET"]),
+                Route("/api/v1/statuses/{id}/source", self._status_source, methods=["GET"]),
                 *self.oauth.routes(),
             ]
         )
@@ -615,6 +617,22 @@ class FakeMastodon:
             )
         newest = sorted(mine, key=lambda s: int(s.id), reverse=True)[:limit]
         body = [self._status_json(status, owner) for status in newest]
+        return self._answer(request, token, None, JSONResponse(body))
+
+    async def _status_source(self, request: Request) -> Response:
+        """StatusSource: the text and content warning as they were sent (read:statuses)."""
+        account, token = self._authenticate(request)
+        if account is None:
+            return self._answer(request, token, None, self._unauthorized(token))
+        with self._lock:
+            status = next(
+                (s for s in self._state.statuses if s.id == request.path_params["id"]), None
+            )
+        if status is None:
+            return self._answer(
+                request, token, None, JSONResponse({"error": "Record not found"}, status_code=404)
+            )
+        body = {"id": status.id, "text": status.text, "spoiler_text": status.spoiler_text}
         return self._answer(request, token, None, JSONResponse(body))
 
     # -- helpers -----------------------------------------------------------------------------

@@ -112,7 +112,7 @@ async def notifications(sessions: async_sessionmaker[AsyncSession]) -> list[Noti
         return list(await session.scalars(select(Notification).order_by(Notification.id)))
 
 
-async def test_transient_503_then_success_is_published_once_after_the_one_minute_retry(
+async def test_transient_503_then_success_is_published_once_after_a_retry_of_seconds(
     client: httpx.AsyncClient,
     deps: PublisherDeps,
     redis: Redis,
@@ -125,19 +125,51 @@ async def test_transient_503_then_success_is_published_once_after_the_one_minute
     await enqueue_due(sessions, redis, settings)
     clock.advance(timedelta(seconds=31))
     fake.fail_next(1, status_code=503)
+    first = settings.publisher_retry_delays_seconds[0]
+    most = first * (1 + settings.publisher_retry_jitter) + 0.1  # rounded up to 100 ms
 
+    before = clock.now()
     assert await run_queued_jobs(deps, redis) == ["transient"]
-    assert (await load_target(sessions, target_id)).status == "retrying"
+    target = await load_target(sessions, target_id)
+    assert target.status == "retrying"
+    assert target.next_attempt_at is not None
+    assert before + timedelta(seconds=first) <= target.next_attempt_at
+    assert target.next_attempt_at <= clock.now() + timedelta(seconds=most)
     assert fake.statuses == []
-    clock.advance(timedelta(seconds=59))
-    assert await run_queued_jobs(deps, redis) == []  # not before the minute is up
-    clock.advance(timedelta(seconds=2))
+    clock.advance(timedelta(seconds=first - 0.5))
+    assert await run_queued_jobs(deps, redis) == []  # not before its delay
+    clock.advance(timedelta(seconds=most))
     assert await run_queued_jobs(deps, redis) == ["published"]
 
     target = await load_target(sessions, target_id)
     assert (target.status, target.attempts) == ("published", 2)
     assert [s.idempotency_key for s in fake.statuses] == [f"herald-{target_id}"]
     assert await notifications(sessions) == []
+
+
+async def test_a_retry_waits_as_long_as_the_platform_asked(
+    client: httpx.AsyncClient,
+    deps: PublisherDeps,
+    redis: Redis,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    fake: FakeMastodon,
+    account: uuid.UUID,
+) -> None:
+    _, target_id = await scheduled_target(client, account)
+    await enqueue_due(sessions, redis, settings)
+    clock.advance(timedelta(seconds=31))
+    fake.fail_next(1, status_code=503, retry_after="120")
+    before = clock.now()
+
+    assert await run_queued_jobs(deps, redis) == ["transient"]
+    target = await load_target(sessions, target_id)
+    assert target.next_attempt_at is not None
+    assert target.next_attempt_at >= before + timedelta(seconds=120)
+    clock.advance(timedelta(seconds=60))
+    assert await run_queued_jobs(deps, redis) == []
+    clock.advance(timedelta(seconds=61))
+    assert await run_queued_jobs(deps, redis) == ["published"]
 
 
 async def test_retries_run_out_into_failed_with_a_notification(
@@ -151,12 +183,13 @@ async def test_retries_run_out_into_failed_with_a_notification(
 ) -> None:
     post_id, target_id = await scheduled_target(client, account)
     await enqueue_due(sessions, redis, settings)
-    fake.fail_next(4, status_code=502)
+    retries = len(settings.publisher_retry_delays_seconds)
+    fake.fail_next(retries + 1, status_code=502)
     outcomes = []
-    for minutes in (1, 2, 6, 16):
+    for minutes in (1, 1, 2, 8, 23):  # each past its jittered delay (at most 1.5 times)
         clock.advance(timedelta(minutes=minutes))
         outcomes += await run_queued_jobs(deps, redis)
-    assert outcomes == ["transient"] * 4
+    assert outcomes == ["transient"] * (retries + 1)
     target = await load_target(sessions, target_id)
     assert target.status == "failed"
     [note] = await notifications(sessions)
@@ -248,7 +281,70 @@ async def test_expired_login_holds_posts_until_reconnected(
     )
 
 
-async def test_unknown_outcome_that_cannot_be_checked_becomes_unknown_with_a_notification(
+async def test_a_lost_answer_whose_re_send_fails_is_asked_again_and_published_once(
+    client: httpx.AsyncClient,
+    deps: PublisherDeps,
+    redis: Redis,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    fake: FakeMastodon,
+    account: uuid.UUID,
+) -> None:
+    """Issue 17's case: accepted, answer lost, the idempotent re-send got a 5xx. Asking again
+    is safe while Mastodon remembers the key, so it is asked again, seconds later."""
+    post_id, target_id = await scheduled_target(client, account)
+    await enqueue_due(sessions, redis, settings)
+    clock.advance(timedelta(seconds=31))
+    fake.drop_next(1)
+    fake.fail_next(1, status_code=503)
+
+    assert await run_queued_jobs(deps, redis) == ["transient"]
+    target = await load_target(sessions, target_id)
+    assert (target.status, target.sent_at is not None) == ("retrying", True)
+    assert "asking mastodon whether it was posted failed" in (target.error or "")
+    clock.advance(timedelta(seconds=10))
+    assert await run_queued_jobs(deps, redis) == ["published"]
+
+    [status] = fake.statuses
+    target = await load_target(sessions, target_id)
+    assert (target.status, target.remote_id, target.sent_at) == ("published", status.id, None)
+    assert [r.idempotency_key for r in fake.requests] == [f"herald-{target_id}"] * 3
+    assert await notifications(sessions) == []
+    async with sessions() as session:
+        post = await session.get(Post, post_id)
+    assert post is not None and post.status == "published"
+
+
+async def test_asking_that_keeps_failing_ends_unknown_not_failed(
+    client: httpx.AsyncClient,
+    deps: PublisherDeps,
+    redis: Redis,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    fake: FakeMastodon,
+    account: uuid.UUID,
+) -> None:
+    post_id, target_id = await scheduled_target(client, account)
+    await enqueue_due(sessions, redis, settings)
+    retries = len(settings.publisher_retry_delays_seconds)
+    fake.drop_next(1)
+    fake.fail_next(retries + 1, status_code=503)
+    outcomes = []
+    for minutes in (1, 1, 2, 8, 23):
+        clock.advance(timedelta(minutes=minutes))
+        outcomes += await run_queued_jobs(deps, redis)
+
+    assert outcomes == ["transient"] * retries + ["outcome_unknown"]
+    target = await load_target(sessions, target_id)
+    assert target.status == "unknown"  # it may be live: never "failed"
+    assert len(fake.statuses) == 1  # the one that landed; never a blind second
+    assert [n.kind for n in await notifications(sessions)] == ["outcome_unknown"]
+    async with sessions() as session:
+        post = await session.get(Post, post_id)
+    assert post is not None and post.status == "needs_attention"
+
+
+async def test_once_mastodon_may_have_forgotten_the_key_the_target_is_unknown(
     client: httpx.AsyncClient,
     deps: PublisherDeps,
     redis: Redis,
@@ -260,12 +356,15 @@ async def test_unknown_outcome_that_cannot_be_checked_becomes_unknown_with_a_not
     _, target_id = await scheduled_target(client, account)
     await enqueue_due(sessions, redis, settings)
     clock.advance(timedelta(seconds=31))
-    # The answer is lost, and the re-send under the same key fails too.
     fake.drop_next(1)
-    fake.fail_next(1, status_code=503)
+    fake.rate_limit_next(1, reset_after=timedelta(minutes=56))
+    assert await run_queued_jobs(deps, redis) == ["rate_limited"]
+    requests = len(fake.requests)
+
+    clock.advance(timedelta(minutes=57))
     assert await run_queued_jobs(deps, redis) == ["outcome_unknown"]
     target = await load_target(sessions, target_id)
     assert target.status == "unknown"
-    assert "cannot tell" in (target.error or "")
-    assert len(fake.statuses) == 1  # the one that landed; never a blind second
+    assert "forgets idempotency keys after one hour" in (target.error or "")
+    assert len(fake.requests) == requests  # not asked: a re-send now could post twice
     assert [n.kind for n in await notifications(sessions)] == ["outcome_unknown"]

@@ -62,6 +62,7 @@ class KeyedPlatform(Platform):
         self.behaviours = behaviours or {}
         self.found = found or set()
         self.calls: Counter[uuid.UUID] = Counter()
+        self.asked: Counter[uuid.UUID] = Counter()
 
     def validate(self, content: PostContent) -> list[ContentProblem]:
         return []
@@ -74,6 +75,7 @@ class KeyedPlatform(Platform):
 
     async def find_published(self, request: PublishRequest) -> Published | None:
         assert request.target_id is not None
+        self.asked[request.target_id] += 1
         return ok(request) if request.target_id in self.found else None
 
 
@@ -222,28 +224,77 @@ async def test_copies_of_a_job_running_at_once_publish_each_target_once(
     assert {t.status for t in (await rows(sessions)).values()} == {"published"}
 
 
-async def test_a_lapsed_claim_in_a_job_is_reconciled_before_anything_is_sent(
+async def test_a_lapsed_claim_is_asked_about_only_if_its_request_may_have_left(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     tenant: Tenant,
     make_deps: Callable[[Platform], PublisherDeps],
 ) -> None:
-    landed, lost, fresh = await enqueued_targets(sessions, tenant, 3)
+    landed, absent, never_left, fresh = await enqueued_targets(sessions, tenant, 4)
     lapsed_at = clock.now() - timedelta(seconds=settings.publisher_claim_lease_seconds + 5)
-    async with sessions.begin() as session:  # a worker died mid-publish on these two
+    async with sessions.begin() as session:  # a worker died mid-publish on these three ...
         await session.execute(
             update(PostTarget)
-            .where(PostTarget.id.in_([landed, lost]))
+            .where(PostTarget.id.in_([landed, absent, never_left]))
             .values(status="publishing", attempts=1, claim_id=uuid.uuid4(), claimed_at=lapsed_at)
         )
+        # ... after the requests of two had (perhaps) gone out.
+        await session.execute(
+            update(PostTarget)
+            .where(PostTarget.id.in_([landed, absent]))
+            .values(sent_at=lapsed_at + timedelta(seconds=1))
+        )
     platform = KeyedPlatform(settings, found={landed})
-    results = await publish_targets(make_deps(platform), [(t, 1) for t in (landed, lost, fresh)])
+    wanted = [(t, 1) for t in (landed, absent, never_left, fresh)]
+    results = await publish_targets(make_deps(platform), wanted)
 
-    assert results == dict.fromkeys((landed, lost, fresh), "published")
-    # The dead worker's request for `landed` had reached the platform: it is not sent again.
-    assert platform.calls == Counter([lost, fresh])
+    assert results == dict.fromkeys((landed, absent, never_left, fresh), "published")
+    # Only the two whose requests may have left were asked about; the dead worker's request
+    # for `landed` had reached the platform, so it is not sent again.
+    assert platform.asked == Counter([landed, absent])
+    assert platform.calls == Counter([absent, never_left, fresh])
     saved = await rows(sessions)
-    assert (saved[landed].attempts, saved[lost].attempts, saved[fresh].attempts) == (2, 2, 1)
+    assert [saved[t].attempts for t in (landed, absent, never_left, fresh)] == [2, 2, 2, 1]
+    assert {saved[t].sent_at for t in saved} == {None}
+
+
+async def test_the_request_may_have_left_is_committed_before_it_is_sent(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: Tenant,
+    make_deps: Callable[[Platform], PublisherDeps],
+) -> None:
+    """What a worker killed mid-request would leave behind: each request's "may have left"
+    already committed when it goes out, and a target whose attempt stopped before sending
+    (here a bug of ours in validation) without one, so a reclaim simply sends it."""
+    *sent, broken = await enqueued_targets(sessions, tenant, 5)
+    committed_when_sent: dict[uuid.UUID, bool] = {}
+
+    class Watching(KeyedPlatform):
+        def validate(self, content: PostContent) -> list[ContentProblem]:
+            if content.text == "boom":
+                raise RuntimeError("a bug of ours, before sending")
+            return []
+
+        async def publish(self, request: PublishRequest) -> Published:
+            async with sessions() as session:  # another connection: sees commits only
+                row = await session.get(PostTarget, request.target_id)
+                committed_when_sent[request.target_id] = row is not None and row.sent_at is not None
+            return await super().publish(request)
+
+    async with sessions.begin() as session:
+        await session.execute(
+            update(PostTarget).where(PostTarget.id == broken).values(content_override="boom")
+        )
+    results = await publish_targets(
+        make_deps(Watching(settings)), [(t, 1) for t in [*sent, broken]]
+    )
+
+    assert results == {**dict.fromkeys(sent, "published"), broken: "crashed"}
+    assert committed_when_sent == dict.fromkeys(sent, True)
+    saved = await rows(sessions)
+    assert (saved[broken].status, saved[broken].sent_at) == ("publishing", None)
+    assert {saved[t].sent_at for t in sent} == {None}  # cleared once published
 
 
 async def test_a_crashed_attempt_stays_claimed_while_the_rest_of_its_job_is_recorded(

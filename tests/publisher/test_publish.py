@@ -186,23 +186,26 @@ async def test_transient_failures_retry_on_schedule_then_fail(
     target: uuid.UUID,
     make_deps: Callable[..., PublisherDeps],
 ) -> None:
-    failure = raises(Transient("503 from platform", http_status=503))
-    platform = UnlimitedPlatform(settings, [failure] * 4, lambda: None)
-    deps = make_deps(platform)
     delays = settings.publisher_retry_delays_seconds
+    failure = raises(Transient("503 from platform", http_status=503))
+    platform = UnlimitedPlatform(settings, [failure] * (len(delays) + 1), lambda: None)
+    deps = make_deps(platform)
+    assert delays[0] < 10 < 60 == delays[1]  # seconds first, then minutes (1, 5, 15)
     for attempt, delay in enumerate(delays, start=1):
+        before = clock.now()
         assert await publish_target(deps, target, 1) == "transient"
         row = await load_target(sessions, target)
         assert (row.status, row.attempts) == ("retrying", attempt)
         assert row.next_attempt_at is not None
-        expected = clock.now() + timedelta(seconds=delay)
-        assert abs((row.next_attempt_at - expected).total_seconds()) < 5
+        # Never sooner than its delay, at most the jitter's share later (then rounded up).
+        waited = (row.next_attempt_at - before).total_seconds()
+        assert delay <= waited <= delay * (1 + settings.publisher_retry_jitter) + 1
         assert (
             await redis.zscore(queue_name("sandbox"), f"pub:{target}:1:{attempt + 1}") is not None
         )
     assert await publish_target(deps, target, 1) == "transient"
     row = await load_target(sessions, target)
-    assert (row.status, row.attempts, row.error) == ("failed", 4, "503 from platform")
+    assert (row.status, row.attempts, row.error) == ("failed", len(delays) + 1, "503 from platform")
     async with sessions() as session:
         outcomes = (
             await session.scalars(
@@ -210,7 +213,7 @@ async def test_transient_failures_retry_on_schedule_then_fail(
             )
         ).all()
         post = await session.get(Post, row.post_id)
-    assert outcomes == ["transient"] * 4
+    assert outcomes == ["transient"] * (len(delays) + 1)
     assert post is not None and post.status == "failed"
 
 
@@ -291,6 +294,39 @@ async def test_unknown_outcome_asks_the_platform_and_never_posts_blindly(
     assert len(platform.calls) == 1
     if status == "published":
         assert row.remote_id == "remote-9"
+
+
+@pytest.mark.parametrize(("sent", "status"), [(False, "published"), (True, "unknown")])
+async def test_a_dead_workers_target_on_a_platform_that_cannot_tell_is_unknown_only_if_sent(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    target: uuid.UUID,
+    make_deps: Callable[..., PublisherDeps],
+    sent: bool,
+    status: str,
+) -> None:
+    """Issue 17: on Telegram or Discord every reclaimed target became unknown, even those
+    whose request had never left; only one that may have left must."""
+    lapsed = clock.now() - timedelta(seconds=settings.publisher_claim_lease_seconds + 1)
+    async with sessions.begin() as session:
+        row = await session.get(PostTarget, target)
+        assert row is not None
+        row.status, row.attempts, row.claim_id, row.claimed_at = (
+            "publishing",
+            1,
+            uuid.uuid4(),
+            lapsed,
+        )
+        row.sent_at = lapsed if sent else None
+    platform = ScriptedPlatform(settings, [ok], raises(CannotTell("bots cannot list messages")))
+
+    await publish_target(make_deps(platform), target, 1)
+
+    row = await load_target(sessions, target)
+    assert row.status == status
+    assert len(platform.calls) == (0 if sent else 1)
+    if sent:
+        assert (row.error or "").startswith("The publisher stopped after sending the request")
 
 
 async def test_claim_waits_for_an_uncommitted_enqueue(

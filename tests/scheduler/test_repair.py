@@ -88,9 +88,15 @@ async def test_a_busy_queue_is_left_alone(
 
 
 async def _strand_as_publishing(
-    sessions: async_sessionmaker[AsyncSession], target_id: uuid.UUID, claimed_ago: timedelta
+    sessions: async_sessionmaker[AsyncSession],
+    target_id: uuid.UUID,
+    claimed_ago: timedelta,
+    *,
+    sent: bool = True,
 ) -> None:
-    """What a worker leaves behind when it is killed mid-publish."""
+    """What a worker leaves behind when it is killed mid-publish (``sent``: after it marked
+    the request as about to leave)."""
+    claimed_at = clock.now() - claimed_ago
     async with sessions.begin() as session:
         await session.execute(
             update(PostTarget)
@@ -99,7 +105,8 @@ async def _strand_as_publishing(
                 status="publishing",
                 attempts=1,
                 claim_id=uuid.uuid4(),
-                claimed_at=clock.now() - claimed_ago,
+                claimed_at=claimed_at,
+                sent_at=claimed_at if sent else None,
             )
         )
 

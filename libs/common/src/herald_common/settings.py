@@ -88,9 +88,21 @@ class Settings(BaseSettings):
     # On SIGTERM, in-flight publishes get this long to finish (match the pod's
     # terminationGracePeriodSeconds, minus a margin).
     publisher_grace_seconds: float = 25.0
-    # Transient failures are retried after each of these delays, then the target fails.
+    # Transient failures are retried after each of these delays, then the target fails. The
+    # first retry comes after seconds: most 5xx and dropped connections are a blip, and a
+    # minute's wait made a minute of lateness for each of them; seed 002's 1, 5 and 15 minutes
+    # follow for an outage. A platform's own Retry-After, when longer, is waited instead.
     publisher_retry_delays_seconds: Annotated[list[float], NoDecode] = Field(
-        default_factory=lambda: [60.0, 300.0, 900.0]
+        default_factory=lambda: [3.0, 60.0, 300.0, 900.0], min_length=1
+    )
+    # Each retry waits its delay plus up to this fraction more, at random (0.5: the 3 s retry
+    # comes after 3 to 4.5 s), so targets that failed together do not all come back at once.
+    publisher_retry_jitter: float = Field(default=0.5, ge=0.0, le=10.0)
+    # An unknown target on a platform that can be asked later (X, LinkedIn, Bluesky, Mastodon)
+    # is looked for again this long after it became unknown, then this long after each look
+    # (the platform may list a post late); not found after the last, it stays unknown.
+    reconcile_delays_seconds: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [60.0, 300.0, 900.0, 3600.0, 6 * 3600.0]
     )
 
     # HTTP out
@@ -334,7 +346,7 @@ class Settings(BaseSettings):
             return [p.strip() for p in value.split(",") if p.strip()]
         return value
 
-    @field_validator("publisher_retry_delays_seconds", mode="before")
+    @field_validator("publisher_retry_delays_seconds", "reconcile_delays_seconds", mode="before")
     @classmethod
     def _split_delays(cls, value: object) -> object:
         if isinstance(value, str):

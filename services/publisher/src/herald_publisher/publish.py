@@ -1,18 +1,22 @@
-"""Publishing a job's targets: claim -> (rate limit -> validate -> adapter) each -> record.
+"""Publishing a job's targets: claim -> (rate limit -> validate -> "may have left" -> adapter)
+each -> record.
 
 Postgres decides, Redis only triggers: a job may run more than once (arq re-runs a job whose
 worker died), but only a job whose revision matches can claim a target, and the claim is one
 guarded UPDATE, so the post is published once. A job's targets are claimed in one statement,
-published concurrently, and recorded in one transaction.
+published concurrently, and recorded in one transaction. Just before a request goes out, that
+it may have is committed (``sent_at``, herald_publisher.sending): a claim taken over from a
+dead worker is then asked about only when its request may really have left.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from math import ceil
 
@@ -42,6 +46,7 @@ from herald_common.platforms.base import (
 )
 from herald_common.platforms.errors import (
     AuthExpired,
+    CannotTell,
     OutcomeUnknown,
     PublishError,
     RateLimited,
@@ -65,8 +70,14 @@ from herald_publisher.media import (
     TargetMedia,
     media_of_job,
 )
+from herald_publisher.sending import ClaimLost, SendJournal
 
 log = get_logger(__name__)
+
+# Why an attempt asks the platform before sending, as the target's error starts when asking
+# leaves it unknown (tests/chaos counts unknowns by it).
+WORKER_DIED = "The publisher stopped after sending the request"
+EARLIER_REQUEST = "An earlier request may have reached the platform"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +90,10 @@ class PublisherDeps:
     worker: str
     # Bounds the pictures held in memory by this process's attempts.
     media_budget: ByteBudget | None = None
+    sending: SendJournal = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sending", SendJournal(self.sessions))
 
 
 def idempotency_key(target_id: uuid.UUID) -> str:
@@ -112,10 +127,13 @@ async def publish_targets(
             for t, b, wait in zip(claimed, buckets, waits, strict=True)
         )
     )
-    attempts = [a for a in finished if a is not None]
+    attempts = [a for a in finished if isinstance(a, Attempt)]
     await _record(deps, attempts)
     for target, attempt in zip(claimed, finished, strict=True):
-        results[target.id] = "crashed" if attempt is None else attempt.outcome.attempt_outcome
+        if isinstance(attempt, Attempt):
+            results[target.id] = attempt.outcome.attempt_outcome
+        else:
+            results[target.id] = attempt
     return results
 
 
@@ -130,14 +148,14 @@ async def _take_tokens(
     buckets: Sequence[Sequence[TokenBucket]],
 ) -> list[float | None]:
     """The rate-limit wait of each target, from one round trip for the whole job; None for a
-    target that takes its tokens later, if at all. A reclaimed target is asked about first
-    (handed back unasked, its next claim would not know to ask), and a held account sends
-    nothing. A target whose token then fails to refresh has spent its tokens without a call:
-    the limits are kept, never exceeded."""
+    target that takes its tokens later, if at all. A target whose earlier request may have
+    landed is asked about first, and a held account sends nothing. A target whose token then
+    fails to refresh has spent its tokens without a call: the limits are kept, never
+    exceeded."""
     asking = [
         i
         for i, t in enumerate(claimed)
-        if t.account_status == AccountStatus.ACTIVE and not t.reclaimed
+        if t.account_status == AccountStatus.ACTIVE and t.sent_at is None
     ]
     requests = [buckets[i] for i in asking]
     waits: list[float | None] = [None] * len(claimed)
@@ -158,19 +176,24 @@ async def _attempt_timed(
     buckets: Sequence[TokenBucket],
     wait: float | None,
     media: TargetMedia,
-) -> Attempt | None:
-    """One target's attempt. A failure of Herald's own (a bug, not the platform's answer)
-    leaves the target claimed rather than guess at its outcome: the lease runs out and a
-    reclaim job asks the platform what happened, while the job's other targets are recorded."""
+) -> Attempt | str:
+    """One target's attempt, or why there is none to record: ``crashed`` when it failed on
+    Herald's own account (a bug, not the platform's answer), which leaves the target claimed
+    rather than guess at its outcome (the lease runs out, and the reclaim asks the platform
+    if the request may have left), while the job's other targets are recorded; ``stale`` when
+    its claim was taken over before anything was sent."""
     try:
         size = sum(item.size_bytes for item in media.media)
         budget = deps.media_budget
         room = budget.hold(size) if size and budget is not None else nullcontext()
         async with room:
             outcome = await _attempt(deps, target, started, buckets, wait, media)
+    except ClaimLost:
+        log.warning("claim lost before sending", target_id=str(target.id))
+        return "stale"
     except Exception:
         log.exception("publish attempt crashed", target_id=str(target.id))
-        return None
+        return "crashed"
     return Attempt(target=target, outcome=outcome, started_at=started, finished_at=clock.now())
 
 
@@ -182,8 +205,11 @@ async def _attempt(
     wait: float | None,
     media: TargetMedia,
 ) -> Outcome:
+    # Until the platform is asked, a request that may have landed stays outstanding.
+    outstanding = target.sent_at is not None
     if target.account_status != AccountStatus.ACTIVE:
-        return _held(f"the account is {target.account_status.replace('_', ' ')}")
+        reason = f"the account is {target.account_status.replace('_', ' ')}"
+        return _held(reason, unsettled=outstanding)
     platform = deps.platforms[target.platform]
     try:
         # Refreshed first when it expires within minutes, under a lock per account.
@@ -194,16 +220,20 @@ async def _attempt(
             target.account_token_expires_at,
         )
     except AuthExpired as exc:
-        return _held(exc.message, exc.http_status)
+        return _held(exc.message, exc.http_status, unsettled=outstanding)
     except PublishError as exc:
-        return _failure(deps.settings, target, exc)
+        return _failure(deps.settings, target, exc, unsettled=outstanding)
     request = _request(deps, target, token, media)
-    if target.reclaimed:
-        # The worker that held this claim died mid-publish: its request may have landed.
-        first = await _first_attempt_at(deps, target.id, target.previous_claimed_at or started)
-        found = await _look_up(platform, replace(request, first_attempt_at=first), "reclaimed")
-        if found is not None:
-            return found
+    if target.sent_at is not None:
+        # Its worker died after sending, or asking the platform failed last time: the request
+        # may have landed. Ask before anything is sent again.
+        why = WORKER_DIED if target.reclaimed else EARLIER_REQUEST
+        first = await _first_attempt_at(deps, target.id, target.sent_at)
+        asked = await _look_up(
+            deps.settings, target, platform, replace(request, first_attempt_at=first), why
+        )
+        if asked is not None:
+            return asked
     if wait is None:
         wait = await acquire(deps.redis, buckets)
     record_rate_limit_wait(platform.name, wait)
@@ -215,6 +245,7 @@ async def _attempt(
         problems = platform.validate(request.content)
         if problems:
             raise Rejected("; ".join(p.message for p in problems))
+        await deps.sending.about_to_send(target)
         return _published(await platform.publish(request))
     except RateLimited as exc:
         # Hold this account's buckets until the platform's reset, so no other worker hammers
@@ -225,9 +256,11 @@ async def _attempt(
         return _rate_limited(exc.retry_after, exc.message, exc.http_status)
     except OutcomeUnknown as exc:
         first = await _first_attempt_at(deps, target.id, started)
-        found = await _look_up(platform, replace(request, first_attempt_at=first), exc.message)
-        if found is not None:
-            return found
+        asked = await _look_up(
+            deps.settings, target, platform, replace(request, first_attempt_at=first), exc.message
+        )
+        if asked is not None:
+            return asked
         return _failure(deps.settings, target, Transient(f"{exc.message}; not found, retrying"))
     except AuthExpired as exc:
         return _held(exc.message, exc.http_status)
@@ -278,7 +311,9 @@ def _published(published: Published) -> Outcome:
     )
 
 
-def _rate_limited(wait: float, reason: str, http_status: int | None = None) -> Outcome:
+def _rate_limited(
+    wait: float, reason: str, http_status: int | None = None, *, unsettled: bool = False
+) -> Outcome:
     return Outcome(
         status=TargetStatus.ENQUEUED,
         attempt_outcome="rate_limited",
@@ -286,10 +321,16 @@ def _rate_limited(wait: float, reason: str, http_status: int | None = None) -> O
         error=f"Waiting {wait:.1f} s: {reason}.",
         http_status=http_status,
         next_attempt_at=_later(wait),
+        unsettled=unsettled,
     )
 
 
-def _failure(settings: Settings, target: ClaimedTarget, exc: PublishError) -> Outcome:
+def _failure(
+    settings: Settings, target: ClaimedTarget, exc: PublishError, *, unsettled: bool = False
+) -> Outcome:
+    """A transient failure retries on the schedule; once it runs out, or for anything else,
+    the target fails, unless a request may have reached the platform (``unsettled``): that
+    target may be live, so it ends ``unknown``, never ``failed``."""
     delays = settings.publisher_retry_delays_seconds
     if isinstance(exc, Transient) and target.attempts <= len(delays):
         return Outcome(
@@ -298,8 +339,11 @@ def _failure(settings: Settings, target: ClaimedTarget, exc: PublishError) -> Ou
             error_kind=exc.kind,
             error=exc.message,
             http_status=exc.http_status,
-            next_attempt_at=_later(delays[target.attempts - 1]),
+            next_attempt_at=_later(retry_delay(settings, target.attempts, exc.retry_after)),
+            unsettled=unsettled,
         )
+    if unsettled:
+        return _unknown(f"{exc.message}; no more retries", exc.http_status)
     return Outcome(
         status=TargetStatus.FAILED,
         attempt_outcome=exc.kind,
@@ -310,7 +354,16 @@ def _failure(settings: Settings, target: ClaimedTarget, exc: PublishError) -> Ou
     )
 
 
-def _held(reason: str, http_status: int | None = None) -> Outcome:
+def retry_delay(settings: Settings, attempts: int, asked: float | None = None) -> float:
+    """Seconds before the retry that follows attempt number ``attempts``: its delay on the
+    schedule plus up to ``publisher_retry_jitter`` of it more, at random, so targets that
+    failed together come back spread out; never sooner than the platform ``asked``."""
+    delay = settings.publisher_retry_delays_seconds[attempts - 1]
+    delay *= 1 + random.uniform(0, settings.publisher_retry_jitter)
+    return delay if asked is None else max(delay, asked)
+
+
+def _held(reason: str, http_status: int | None = None, *, unsettled: bool = False) -> Outcome:
     """Keep the target, not due, until the account is reconnected (never deleted)."""
     return Outcome(
         status=TargetStatus.PENDING,
@@ -319,6 +372,21 @@ def _held(reason: str, http_status: int | None = None) -> Outcome:
         error=f"Held until the account is reconnected: {reason}.",
         http_status=http_status,
         hold=True,
+        unsettled=unsettled,
+    )
+
+
+def _unknown(reason: str, http_status: int | None = None) -> Outcome:
+    """A request may have created the post and the platform cannot say (or will not say for
+    now): a person hears of it, and nothing is sent again unasked."""
+    return Outcome(
+        status=TargetStatus.UNKNOWN,
+        attempt_outcome=OutcomeUnknown.kind,
+        error_kind=OutcomeUnknown.kind,
+        error=reason,
+        http_status=http_status,
+        notify="outcome_unknown",
+        unsettled=True,
     )
 
 
@@ -336,31 +404,48 @@ async def _first_attempt_at(
     return current if earliest is None else min(earliest, current)
 
 
-async def _look_up(platform: Platform, request: PublishRequest, why: str) -> Outcome | None:
+async def _look_up(
+    settings: Settings,
+    target: ClaimedTarget,
+    platform: Platform,
+    request: PublishRequest,
+    why: str,
+) -> Outcome | None:
     """An earlier request may have reached the platform: ask it before anything is sent again.
 
-    Returns ``published`` when the post is there, ``unknown`` (and a notification) when the
-    platform cannot tell, and None when it is certainly not there.
+    Returns ``published`` when the post is there and None when it is certainly not. When the
+    platform cannot tell (it has no way to look, or its window to answer has closed: see each
+    adapter's ``find_published``), or refuses to, the target is ``unknown`` and a person hears
+    of it. When asking fails for a while (a 5xx, a lost answer, a rate limit, a login to
+    renew), the question stays open: it is asked again on the retry schedule, and only once
+    retries run out does the target become ``unknown``.
     """
     try:
         found = await platform.find_published(request)
-    except PublishError as exc:
-        # CannotTell, or the lookup itself failed: either way we do not know, so a person
-        # decides rather than risk a second post.
-        return Outcome(
-            status=TargetStatus.UNKNOWN,
-            attempt_outcome=OutcomeUnknown.kind,
-            error_kind=OutcomeUnknown.kind,
-            error=f"{why}; {platform.name} cannot tell whether it was posted: {exc.message}",
-            http_status=exc.http_status,
-            notify="outcome_unknown",
+    except (CannotTell, Rejected) as exc:
+        return _unknown(
+            f"{why}; {platform.name} cannot tell whether it was posted: {exc.message}",
+            exc.http_status,
         )
+    except RateLimited as exc:
+        asking = f"{why}; asking {platform.name} first: {exc.message}"
+        return _rate_limited(exc.retry_after, asking, exc.http_status, unsettled=True)
+    except AuthExpired as exc:
+        return _held(exc.message, exc.http_status, unsettled=True)
+    except PublishError as exc:
+        failed = Transient(
+            f"{why}; asking {platform.name} whether it was posted failed: {exc.message}",
+            http_status=exc.http_status,
+            retry_after=exc.retry_after if isinstance(exc, Transient) else None,
+        )
+        return _failure(settings, target, failed, unsettled=True)
     return None if found is None else _published(found)
 
 
 async def _record(deps: PublisherDeps, attempts: Sequence[Attempt]) -> None:
     """Write the outcomes; retries and re-deferrals are enqueued before the commit, so a job
     that fires at once waits on the row locks and then sees the committed statuses."""
+    attempts = [_with_first_look(deps, a) for a in attempts]
     async with deps.sessions() as session:
         recorded = await record_outcomes(session, attempts, worker=deps.worker)
         if len(recorded) < len(attempts):
@@ -386,13 +471,27 @@ async def _record(deps: PublisherDeps, attempts: Sequence[Attempt]) -> None:
         )
 
 
+def _with_first_look(deps: PublisherDeps, attempt: Attempt) -> Attempt:
+    """An outcome left unknown on a platform that can be asked later gets the time the
+    reconciliation pass first looks for it (herald_publisher.reconcile)."""
+    outcome, delays = attempt.outcome, deps.settings.reconcile_delays_seconds
+    platform = deps.platforms[attempt.target.platform]
+    if outcome.status is not TargetStatus.UNKNOWN or not platform.reconcilable or not delays:
+        return attempt
+    looking = f"{outcome.error}. Herald looks for it on {platform.name} again for a while."
+    later = replace(outcome, next_attempt_at=_later(delays[0]), error=looking)
+    return replace(attempt, outcome=later)
+
+
 def _next_jobs(settings: Settings, recorded: Sequence[Attempt]) -> list[PublishJob]:
     """Jobs for the targets that go again (retries and rate-limit waits), grouped like the
-    scheduler's: targets of a platform due again at the same instant share a job."""
+    scheduler's: targets of a platform due again at the same instant share a job. (An
+    unknown target's next look is the reconciliation pass's to enqueue.)"""
     again = [
         (a.target.platform, due, _next_job(a.target, a.outcome))
         for a in recorded
         if (due := a.outcome.next_attempt_at) is not None
+        and a.outcome.status is not TargetStatus.UNKNOWN
     ]
     return group_jobs(again, settings.publisher_job_size)
 

@@ -335,6 +335,12 @@ class PostTarget(Base):
             "claimed_at",
             postgresql_where=text("status IN ('enqueued', 'publishing', 'retrying')"),
         ),
+        # The reconciliation pass: unknown targets due for another look.
+        Index(
+            "ix_post_targets_next_look",
+            "next_attempt_at",
+            postgresql_where=text("status = 'unknown' AND next_attempt_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _pk()
@@ -359,7 +365,17 @@ class PostTarget(Base):
     status: Mapped[str] = mapped_column(String(32), server_default=TargetStatus.PENDING.value)
     revision: Mapped[int] = mapped_column(Integer, server_default="1")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # When the next attempt is due (retrying, rate-limited); for an unknown target, when the
+    # reconciliation pass looks for it on the platform again (NULL: it no longer looks).
     next_attempt_at: Mapped[datetime | None]
+    # Set just before a request for this target goes to the platform, and kept for as long as
+    # that request may have created a post nobody has accounted for (its worker died, asking
+    # the platform failed, the outcome is unknown): while set, the next attempt asks the
+    # platform before sending anything. Cleared once the outcome is known. A claim taken over
+    # after its lease with this NULL never sent anything, so it is simply sent.
+    sent_at: Mapped[datetime | None]
+    # How many times the reconciliation pass has looked for this unknown target.
+    lookups: Mapped[int] = mapped_column(Integer, server_default="0")
     remote_id: Mapped[str | None] = mapped_column(String(255))
     remote_url: Mapped[str | None] = mapped_column(String(1000))
     error_kind: Mapped[str | None] = mapped_column(String(32))

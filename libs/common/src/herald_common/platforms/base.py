@@ -16,7 +16,7 @@ from uuid import UUID
 
 import httpx
 
-from herald_common.platforms.errors import OutcomeUnknown, Rejected, Transient
+from herald_common.platforms.errors import CannotTell, OutcomeUnknown, Rejected, Transient
 from herald_common.settings import Settings
 
 
@@ -148,6 +148,9 @@ class Platform(ABC):
     # Whether the platform publishes ``PostContent.thread`` (as replies, one after another);
     # the others refuse content that has one.
     threads: ClassVar[bool] = False
+    # Whether :meth:`find_later` can look for a post hours after its outcome was left
+    # unknown, so the reconciliation pass asks this platform again for a while.
+    reconcilable: ClassVar[bool] = False
     # How long the platform keeps a picture uploaded but not yet attached to a post; an
     # upload older than this is done again rather than reused. None: it never expires.
     media_reference_ttl: ClassVar[timedelta | None] = None
@@ -167,6 +170,15 @@ class Platform(ABC):
     @abstractmethod
     async def find_published(self, request: PublishRequest) -> Published | None:
         """Whether ``request`` already produced a post: it, ``None``, or raise CannotTell."""
+
+    async def find_later(self, request: PublishRequest) -> Published | None:
+        """Look again, later, for a post whose outcome was left unknown: it, ``None`` (not
+        there, or not listed yet), or raise CannotTell. It only reads: it never sends the
+        post. By default :meth:`find_published`, for the platforms whose lookup only reads;
+        one whose lookup re-sends (Mastodon's, under its idempotency key) overrides this."""
+        if not self.reconcilable:
+            raise CannotTell(f"{self.name} cannot be asked later whether a post exists")
+        return await self.find_published(request)
 
     async def upload_all(
         self, request: PublishRequest, upload: Callable[[Media, bytes], Awaitable[str]]

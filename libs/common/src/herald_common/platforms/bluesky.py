@@ -78,6 +78,8 @@ class _Record:
 class Bluesky(Platform):
     name = "bluesky"
     threads = True
+    # The record key is known, so getRecord can answer at any time (find_published).
+    reconcilable = True
     limits = (
         # docs.bsky.app/docs/advanced-guides/rate-limits: 5,000 points per hour and 35,000
         # per day per account (DID), a CREATE costing 3 points.

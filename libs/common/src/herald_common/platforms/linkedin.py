@@ -100,6 +100,8 @@ _DUPLICATE_OF = re.compile(r"duplicate of (urn:li:\w+:\d+)", re.IGNORECASE)
 
 class LinkedIn(Platform):
     name = "linkedin"
+    # The author's posts can be listed at any time, given the permission (find_published).
+    reconcilable = True
     # The upload URL expires (uploadUrlExpiresAt) but Herald remembers the image URN only once
     # its bytes are in, and LinkedIn documents no expiry for an uploaded, unattached image.
     # Not knowing whether it cleans them up, Herald uploads again after a day rather than

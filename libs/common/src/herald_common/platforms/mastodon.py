@@ -89,12 +89,20 @@ IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=1)
 # find_published only relies on the key while this much of its lifetime is left, to absorb
 # clock differences between our hosts and the time the re-sent request itself takes.
 IDEMPOTENCY_SAFETY_MARGIN = timedelta(minutes=5)
+# find_later reads the account's newest statuses, GET /api/v1/accounts/:id/statuses, whose
+# `limit` is at most 40 (docs.joinmastodon.org/methods/accounts/#statuses) ...
+RECENT_STATUSES = 40
+# ... from a little before the first attempt, for clock differences between hosts.
+LOOKUP_MARGIN = timedelta(minutes=5)
 # When a 429 names no reset time we can read.
 DEFAULT_RETRY_AFTER_SECONDS = 60.0
 # A reset already in the past on our clock (skew) still means "not yet" on theirs.
 MIN_RETRY_AFTER_SECONDS = 1.0
 
 STATUSES_PATH = "/api/v1/statuses"
+ACCOUNT_STATUSES_PATH = "/api/v1/accounts/{id}/statuses"
+# The text a status was written with (StatusSource: id, text, spoiler_text), read:statuses.
+STATUS_SOURCE_PATH = "/api/v1/statuses/{id}/source"
 MEDIA_PATH = "/api/v2/media"
 MEDIA_ATTACHMENT_PATH = "/api/v1/media/{id}"
 
@@ -115,6 +123,8 @@ class Mastodon(Platform):
         # X-RateLimit-Reset, which is raised as RateLimited and waits out the account.
     )
     media_reference_ttl = MEDIA_REFERENCE_TTL
+    # find_later reads the account's statuses, which stay readable after the key is forgotten.
+    reconcilable = True
 
     def __init__(
         self,
@@ -211,6 +221,70 @@ class Mastodon(Platform):
                 "idempotency keys after one hour, so it can no longer say whether it exists"
             )
         return await self._create_status(request)
+
+    async def find_later(self, request: PublishRequest) -> Published | None:
+        """The account's status that ``request`` created, found by reading, never sending:
+        for a target left unknown once the idempotency key may be forgotten (an hour), when
+        :meth:`find_published` can no longer re-send.
+
+        Reads the account's newest statuses (``GET /api/v1/accounts/:id/statuses``) created
+        since a little before the first attempt, and compares each one's source (``GET
+        /api/v1/statuses/:id/source``: the text and content warning as sent, where the
+        status's ``content`` is HTML) with ours, oldest first. A token without
+        ``read:statuses`` (a pasted one may lack it) cannot tell.
+        """
+        token = request.account.access_token
+        if not token:
+            raise AuthExpired("Mastodon: the account has no access token; reconnect it")
+        base = self._api_base(request.account)
+        account = request.account.external_id
+        listed = await self._read(
+            token,
+            f"{base}{ACCOUNT_STATUSES_PATH.format(id=account)}"
+            f"?limit={RECENT_STATUSES}&exclude_reblogs=true",
+        )
+        since = request.first_attempt_at
+        candidates = sorted(
+            (
+                (created, str(status["id"]), status.get("url"))
+                for status in (listed if isinstance(listed, list) else [])
+                if isinstance(status, dict) and status.get("id") is not None
+                if (created := _created_at(status))
+                and (since is None or created >= since - LOOKUP_MARGIN)
+            ),
+        )
+        wanted = (request.content.text, request.content.content_warning or "")
+        for _, status_id, url in candidates:
+            source = await self._read(token, base + STATUS_SOURCE_PATH.format(id=status_id))
+            if (
+                isinstance(source, dict)
+                and (
+                    source.get("text"),
+                    source.get("spoiler_text") or "",
+                )
+                == wanted
+            ):
+                return Published(
+                    remote_id=status_id, remote_url=url if isinstance(url, str) else None
+                )
+        return None
+
+    async def _read(self, token: str, url: str) -> Any:
+        """A GET that only reads; its JSON."""
+        try:
+            response = await self.http.get(url, headers={"Authorization": f"Bearer {token}"})
+        except TRANSPORT_ERRORS as exc:
+            raise Transient(f"Mastodon could not be read: {exc!r}") from exc
+        if response.status_code == 403:
+            raise CannotTell(
+                "Mastodon: the account's token may not read its statuses (read:statuses): "
+                + _error_message(response)
+            )
+        _raise_for_error(response, "the lookup")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise Transient("Mastodon answered a lookup with something other than JSON") from exc
 
     def _api_base(self, account: AccountCredentials) -> str:
         return (account.instance_url or self.settings.mastodon_api_base).rstrip("/")
@@ -394,6 +468,15 @@ def seconds_until_reset(response: httpx.Response) -> float | None:
             moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
             return (moment - now).total_seconds()
     return retry_after_seconds(response.headers.get("Retry-After"), now)
+
+
+def _created_at(status: dict[str, Any]) -> datetime | None:
+    """A Status entity's ``created_at`` (ISO 8601, ``...T12:00:00.000Z``), or None."""
+    try:
+        moment = datetime.fromisoformat(str(status.get("created_at") or ""))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _minutes(age: timedelta) -> str:

@@ -36,6 +36,8 @@ MAX_PICTURES = 4
 
 class Sandbox(Platform):
     name = "sandbox"
+    # Its own record can be read at any time (find_published).
+    reconcilable = True
     # Generous, but real, so the token buckets are exercised end to end.
     limits = (RateLimit("posts", capacity=600, per_seconds=60, scope="account"),)
 

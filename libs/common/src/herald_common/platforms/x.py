@@ -94,6 +94,8 @@ _DUPLICATE = "duplicate content"
 class X(Platform):
     name = "x"
     threads = True
+    # The account's timeline can be read at any time (find_published only reads).
+    reconcilable = True
     # An uploaded picture's id can be attached for ``expires_after_secs`` after the upload,
     # 86,400 s for images (docs.x.com/x-api/media/upload-media, media upload response); half
     # of it leaves room for a retry that reuses an id near the end of its life.

@@ -83,11 +83,13 @@ class ClaimedTarget:
     account_instance_url: str | None
     access_token_enc: bytes | None
     account_token_expires_at: datetime | None
-    # True when this claim took the target over from a claim whose lease ran out: the earlier
-    # attempt may have reached the platform, so it must be reconciled before anything is sent.
+    # When a request for this target that nobody has accounted for may have reached the
+    # platform (``sent_at``, see models.PostTarget): the attempt must ask the platform before
+    # sending anything. None: nothing is outstanding, so even a reclaimed target is sent.
+    sent_at: datetime | None = None
+    # True when this claim took the target over from a claim whose lease ran out (its worker
+    # died); with ``sent_at`` set, the dead worker's request may have landed.
     reclaimed: bool = False
-    # When the lapsed claim began, i.e. when its request may have been sent.
-    previous_claimed_at: datetime | None = None
 
 
 _TIMESTAMP = DateTime(timezone=True)
@@ -111,7 +113,6 @@ def _claim_statement() -> Select[Any]:
             T.id,
             wanted.c.new_claim_id,
             T.status.label("previous_status"),
-            T.claimed_at.label("previous_claimed_at"),
         )
         .join_from(
             PostTargets,
@@ -136,8 +137,8 @@ def _claim_statement() -> Select[Any]:
         .returning(
             T.id, T.workspace_id, T.post_id, T.account_id, T.platform, T.revision,
             T.attempts, T.scheduled_at, T.content_override, T.claim_id,
-            T.thread, T.content_warning, T.visibility,
-            locked.c.previous_status, locked.c.previous_claimed_at,
+            T.thread, T.content_warning, T.visibility, T.sent_at,
+            locked.c.previous_status,
         )
         .cte("claimed")
     )  # fmt: skip
@@ -163,8 +164,8 @@ def _claim_statement() -> Select[Any]:
             A.instance_url.label("account_instance_url"),
             A.access_token_enc,
             A.token_expires_at.label("account_token_expires_at"),
+            claimed.c.sent_at,
             claimed.c.previous_status,
-            claimed.c.previous_claimed_at,
         )
         .join(Posts, P.id == claimed.c.post_id)
         .join(SocialAccount.__table__, A.id == claimed.c.account_id)
@@ -191,7 +192,7 @@ async def claim_targets(
     then see the committed row. Postgres waits only where the committed row matches the
     filter, which is why ``pending`` counts as claimable (docs/decisions.md). A target left
     ``publishing`` past ``lease`` (its worker died mid-publish) is taken over, marked
-    ``reclaimed`` so the caller reconciles before publishing.
+    ``reclaimed``; whether its request may have left is ``sent_at``.
     """
     if not wanted:
         return []
@@ -209,15 +210,41 @@ async def claim_targets(
     for row in rows:
         fields = row._asdict()
         reclaimed = fields.pop("previous_status") == TargetStatus.PUBLISHING
-        previous_claimed_at = fields.pop("previous_claimed_at")
-        targets.append(
-            ClaimedTarget(
-                **fields,
-                reclaimed=reclaimed,
-                previous_claimed_at=previous_claimed_at if reclaimed else None,
-            )
-        )
+        targets.append(ClaimedTarget(**fields, reclaimed=reclaimed))
     return targets
+
+
+_sending = _rows("sending", sending_target=Uuid(), sending_claim=Uuid()).c
+_MARK_SENDING = (
+    update(PostTargets)
+    .where(
+        T.id == _sending.sending_target,
+        T.claim_id == _sending.sending_claim,
+        T.status == TargetStatus.PUBLISHING,
+    )
+    .values(sent_at=func.coalesce(T.sent_at, bindparam("sent_now")))
+    .returning(T.id)
+)
+
+
+async def mark_sending(
+    session: AsyncSession, targets: Sequence[ClaimedTarget], now: datetime
+) -> set[uuid.UUID]:
+    """Record that each target's request may reach the platform from ``now`` on (the
+    caller commits before sending); returns the targets whose claim still holds, the only
+    ones that may be sent. An earlier outstanding request's time is kept: it is the one a
+    lookup must reach back to."""
+    if not targets:
+        return set()
+    rows = await session.execute(
+        _MARK_SENDING,
+        {
+            "sending_target": [t.id for t in targets],
+            "sending_claim": [t.claim_id for t in targets],
+            "sent_now": now,
+        },
+    )
+    return set(rows.scalars())
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +263,10 @@ class Outcome:
     hold: bool = False
     # Set for outcomes a person must hear about (terminal failure, unknown outcome).
     notify: str | None = None
+    # A request may have reached the platform and this outcome does not account for it
+    # (asking failed, the outcome is unknown): ``sent_at`` stays, so the next attempt asks
+    # first. Every other outcome clears it.
+    unsettled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +293,7 @@ def _record_statement() -> Update:
         outcome_finished_at=_TIMESTAMP,
         outcome_give_back=Integer(),
         outcome_hold=Boolean(),
+        outcome_unsettled=Boolean(),
     ).c
     published = v.outcome_status == TargetStatus.PUBLISHED.value
     return (
@@ -281,6 +313,9 @@ def _record_statement() -> Update:
             published_at=case((published, v.outcome_finished_at), else_=T.published_at),
             attempts=T.attempts - v.outcome_give_back,
             scheduled_at=case((v.outcome_hold, None), else_=T.scheduled_at),
+            sent_at=case((v.outcome_unsettled, T.sent_at), else_=None),
+            # An outcome left unknown starts the reconciliation pass's looks afresh.
+            lookups=0,
             claim_id=None,
             claimed_at=None,
             updated_at=func.now(),
@@ -399,6 +434,7 @@ async def _update_targets(session: AsyncSession, attempts: Sequence[Attempt]) ->
             # for.
             "outcome_give_back": [int(o.status is TargetStatus.ENQUEUED) for o in outcomes],
             "outcome_hold": [o.hold for o in outcomes],
+            "outcome_unsettled": [o.unsettled for o in outcomes],
         },
     )
     return set(rows.scalars())
