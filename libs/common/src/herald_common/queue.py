@@ -27,6 +27,8 @@ from redis.asyncio import Redis
 from herald_common import clock
 
 PUBLISH_TARGETS = "publish_targets"
+# Looks again, without sending anything, for targets whose outcome was left unknown.
+RECONCILE_TARGETS = "reconcile_targets"
 QUEUE_PREFIX = "herald:publish:"
 # ``{COVER_PREFIX}{single-target job id}`` names the job that carries that target with others,
 # so the repair pass can tell a target whose job is merely shared from one whose job is lost.
@@ -52,6 +54,11 @@ def waiting_job_id(target_id: UUID, revision: int, attempt: int, ready_at: datet
 def reclaim_job_id(target_id: UUID, revision: int, attempt: int) -> str:
     """A job sent to take over a claim whose lease lapsed (its worker died mid-publish)."""
     return f"{publish_job_id(target_id, revision, attempt)}:reclaim"
+
+
+def lookup_job_id(target_id: UUID, revision: int, lookups: int) -> str:
+    """The reconciliation pass's look number ``lookups + 1`` for an unknown target."""
+    return f"look:{target_id}:{revision}:{lookups}"
 
 
 def serialize_str(data: dict[str, Any]) -> str:
@@ -84,12 +91,13 @@ class JobTarget:
 
 @dataclass(frozen=True, slots=True)
 class PublishJob:
-    """``publish_targets([[target_id, revision], ...])`` due at ``defer_until`` on
-    ``platform``'s queue."""
+    """``publish_targets([[target_id, revision], ...])`` (or another ``function`` taking the
+    same argument) due at ``defer_until`` on ``platform``'s queue."""
 
     platform: str
     defer_until: datetime
     targets: tuple[JobTarget, ...]
+    function: str = PUBLISH_TARGETS
 
     @property
     def id(self) -> str:
@@ -157,7 +165,7 @@ def job_payload(job: PublishJob, enqueued_ms: int) -> str:
     return serialize_str(
         {
             "t": None,
-            "f": PUBLISH_TARGETS,
+            "f": job.function,
             "a": [[[str(t.target_id), t.revision] for t in job.targets]],
             "k": {},
             "et": enqueued_ms,

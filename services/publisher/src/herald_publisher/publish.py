@@ -223,12 +223,12 @@ async def _attempt(
         return _held(exc.message, exc.http_status, unsettled=outstanding)
     except PublishError as exc:
         return _failure(deps.settings, target, exc, unsettled=outstanding)
-    request = _request(deps, target, token, media)
+    request = request_for(deps, target, token, media)
     if target.sent_at is not None:
         # Its worker died after sending, or asking the platform failed last time: the request
         # may have landed. Ask before anything is sent again.
         why = WORKER_DIED if target.reclaimed else EARLIER_REQUEST
-        first = await _first_attempt_at(deps, target.id, target.sent_at)
+        first = await first_attempt_at(deps, target.id, target.sent_at)
         asked = await _look_up(
             deps.settings, target, platform, replace(request, first_attempt_at=first), why
         )
@@ -255,7 +255,7 @@ async def _attempt(
                 await drain_for(deps.redis, bucket, exc.retry_after)
         return _rate_limited(exc.retry_after, exc.message, exc.http_status)
     except OutcomeUnknown as exc:
-        first = await _first_attempt_at(deps, target.id, started)
+        first = await first_attempt_at(deps, target.id, started)
         asked = await _look_up(
             deps.settings, target, platform, replace(request, first_attempt_at=first), exc.message
         )
@@ -268,7 +268,7 @@ async def _attempt(
         return _failure(deps.settings, target, exc)
 
 
-def _request(
+def request_for(
     deps: PublisherDeps, target: ClaimedTarget, token: str | None, media: TargetMedia
 ) -> PublishRequest:
     return PublishRequest(
@@ -390,7 +390,7 @@ def _unknown(reason: str, http_status: int | None = None) -> Outcome:
     )
 
 
-async def _first_attempt_at(
+async def first_attempt_at(
     deps: PublisherDeps, target_id: uuid.UUID, current: datetime
 ) -> datetime:
     """When the earliest attempt that may have reached the platform started (rate-limited

@@ -29,11 +29,18 @@ from herald_common.logging import configure_logging, get_logger
 from herald_common.loop import settle_garbage_collector, stop_signals
 from herald_common.platforms.registry import PLATFORM_NAMES, build_platforms
 from herald_common.probe_server import start_probe_server
-from herald_common.queue import PUBLISH_TARGETS, deserialize, queue_name, serialize
+from herald_common.queue import (
+    PUBLISH_TARGETS,
+    RECONCILE_TARGETS,
+    deserialize,
+    queue_name,
+    serialize,
+)
 from herald_common.settings import Settings, get_settings
 from herald_publisher.media import ByteBudget
 from herald_publisher.observability import job_log_context, publisher_probes
 from herald_publisher.publish import PublisherDeps, publish_targets
+from herald_publisher.reconcile import reconcile_targets
 
 log = get_logger(__name__)
 DEPS = "herald"
@@ -44,6 +51,14 @@ async def _publish_targets_job(ctx: dict[str, Any], targets: list[list[Any]]) ->
     wanted = [(uuid.UUID(target_id), int(revision)) for target_id, revision in targets]
     with job_log_context(ctx, len(wanted)):
         results = await publish_targets(deps, wanted)
+    return {str(target_id): result for target_id, result in results.items()}
+
+
+async def _reconcile_targets_job(ctx: dict[str, Any], targets: list[list[Any]]) -> dict[str, str]:
+    deps: PublisherDeps = ctx[DEPS]
+    wanted = [(uuid.UUID(target_id), int(revision)) for target_id, revision in targets]
+    with job_log_context(ctx, len(wanted)):
+        results = await reconcile_targets(deps, wanted)
     return {str(target_id): result for target_id, result in results.items()}
 
 
@@ -73,7 +88,10 @@ def build_workers(settings: Settings, redis: ArqRedis, deps: PublisherDeps) -> l
         raise ValueError(f"unknown platforms in HERALD_PUBLISHER_PLATFORMS: {sorted(unknown)}")
     return [
         Worker(
-            functions=[func(_publish_targets_job, name=PUBLISH_TARGETS)],
+            functions=[
+                func(_publish_targets_job, name=PUBLISH_TARGETS),
+                func(_reconcile_targets_job, name=RECONCILE_TARGETS),
+            ],
             queue_name=queue_name(platform),
             redis_pool=redis,
             handle_signals=False,

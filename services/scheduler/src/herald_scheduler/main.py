@@ -23,7 +23,7 @@ from herald_common.probe_server import start_probe_server
 from herald_common.settings import Settings, get_settings
 from herald_scheduler.enqueue import enqueue_due
 from herald_scheduler.observability import scheduler_probes
-from herald_scheduler.repair import repair_stranded
+from herald_scheduler.repair import enqueue_due_looks, repair_stranded
 
 log = get_logger(__name__)
 
@@ -90,6 +90,7 @@ class Scheduler:
         if now - self.last_repair >= self.settings.scheduler_repair_interval_seconds:
             self.last_repair = now
             await repair_stranded(self.sessions, self.redis, self.settings)
+            await enqueue_due_looks(self.sessions, self.redis, self.settings)
 
     def stop(self) -> None:
         """Finish the pass in progress (it commits or rolls back whole), then return."""

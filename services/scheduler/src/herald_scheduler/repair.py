@@ -8,7 +8,12 @@ each one should have:
   the same deterministic id: where the job still exists, or a live job carries the target
   with others (a busy queue, not a lost one), the enqueue is a no-op;
 - ``publishing`` targets past the claim lease get a reclaim job, which takes the claim over
-  and asks the platform whether the post went out before sending anything.
+  and, if its request may have left, asks the platform whether the post went out before
+  sending anything;
+- ``unknown`` targets whose next look is due get a look job (herald_publisher.reconcile),
+  which asks the platform again, only reading, and settles the target once the post is
+  found. The publisher runs it because it holds the adapters and the accounts' tokens; the
+  scheduler only notices it is due, as it does for every other job.
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common import clock
+from herald_common.db.repositories.lookups import DueLook, lock_due_looks
 from herald_common.db.repositories.targets import StrandedTarget, lock_stranded_targets
 from herald_common.logging import get_logger
 from herald_common.queue import (
+    RECONCILE_TARGETS,
     JobTarget,
     PublishJob,
     enqueue_publish_jobs,
+    lookup_job_id,
     publish_job_id,
     reclaim_job_id,
     single_job,
@@ -75,3 +83,30 @@ async def repair_stranded(
     if restored:
         log.warning("re-created lost publish jobs", count=restored)
     return restored
+
+
+def look_job_for(target: DueLook) -> PublishJob:
+    """The look this unknown target is due for: one job each (looks are rare), its id naming
+    the look, so a job still queued is not doubled and the next look is a new job."""
+    job_id = lookup_job_id(target.id, target.revision, target.lookups)
+    return PublishJob(
+        platform=target.platform,
+        defer_until=clock.now(),
+        targets=(JobTarget(target.id, target.revision, target.lookups, job_id),),
+        function=RECONCILE_TARGETS,
+    )
+
+
+async def enqueue_due_looks(
+    sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
+) -> int:
+    """Enqueue a look for the unknown targets whose next look is due, a batch per pass (the
+    oldest due first; a target stays due until its look has run, so the next pass takes up
+    the rest); returns how many jobs were new."""
+    async with sessions() as session:
+        due = await lock_due_looks(session, clock.now(), settings.scheduler_batch_size)
+        added = await enqueue_publish_jobs(redis, [look_job_for(t) for t in due])
+        await session.commit()
+    if added:
+        log.info("enqueued looks for unknown targets", count=added)
+    return added

@@ -367,7 +367,7 @@ async def record_outcomes(
             raise ValueError(f"an attempt cannot end in {attempt.outcome.status}")
     if not attempts:
         return []
-    posts = await _lock_posts(session, {a.target.post_id for a in attempts})
+    posts = await lock_posts(session, {a.target.post_id for a in attempts})
     recorded_ids = await _update_targets(session, attempts)
     recorded = [a for a in attempts if a.target.id in recorded_ids]
     if not recorded:
@@ -388,7 +388,7 @@ async def record_outcomes(
                 target_id=target.id,
                 dedupe_key=f"{a.outcome.notify}:{target.id}:{target.revision}:{target.attempts}",
             )
-    await _derive_post_statuses(
+    await derive_post_statuses(
         session, {a.target.post_id: posts[a.target.post_id] for a in recorded}
     )
     return recorded
@@ -411,7 +411,7 @@ def _attempt_row(a: Attempt, worker: str) -> dict[str, Any]:
     }
 
 
-async def _lock_posts(session: AsyncSession, post_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+async def lock_posts(session: AsyncSession, post_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     rows = await session.execute(_LOCK_POSTS, {"post_ids": sorted(post_ids)})
     return {row.id: row.status for row in rows}
 
@@ -440,7 +440,7 @@ async def _update_targets(session: AsyncSession, attempts: Sequence[Attempt]) ->
     return set(rows.scalars())
 
 
-async def _derive_post_statuses(session: AsyncSession, current: dict[uuid.UUID, str]) -> None:
+async def derive_post_statuses(session: AsyncSession, current: dict[uuid.UUID, str]) -> None:
     """Derive each post's status (``current`` maps post to its status) from its targets.
 
     The caller locked the post rows: two jobs finishing targets of one post at once then
