@@ -244,3 +244,77 @@ async def test_accounts_are_added_and_listed(client: httpx.AsyncClient, tenant: 
     assert duplicate.status_code == 409
     other = await client.post("/v1/accounts", json={"platform": "mastodon", "handle": "x"})
     assert other.status_code == 422
+
+
+async def post_left_unknown(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> tuple[str, str]:
+    """A post whose only target's outcome is unknown, as the publisher leaves it."""
+    created = await client.post(
+        "/v1/posts",
+        json={
+            "content": "Did it go out?",
+            "scheduled_at": iso(later()),
+            "targets": [{"account_id": str(tenant.account_id)}],
+        },
+    )
+    post_id, target_id = created.json()["id"], created.json()["targets"][0]["id"]
+    async with sessions.begin() as session:
+        target = await session.get(PostTarget, uuid.UUID(target_id))
+        post = await session.get(Post, uuid.UUID(post_id))
+        assert target is not None and post is not None
+        target.status, target.attempts = "unknown", 1
+        target.sent_at = datetime.now(UTC)
+        target.error_kind, target.error = "outcome_unknown", "The answer was lost"
+        post.status = "needs_attention"
+    return post_id, target_id
+
+
+async def test_retrying_an_unknown_target_needs_the_person_to_accept_it_could_post_twice(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    post_id, target_id = await post_left_unknown(client, sessions, tenant)
+    url = f"/v1/posts/{post_id}/targets/{target_id}/retry"
+
+    for body in (None, {}, {"accept_duplicate_risk": False}):
+        refused = await client.post(url) if body is None else await client.post(url, json=body)
+        assert refused.status_code == 409, body
+        assert refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert problem["type"].endswith("/retry-may-post-twice")
+        assert "could post it twice" in problem["detail"]
+        assert '{"accept_duplicate_risk": true}' in problem["detail"]
+    not_a_bool = await client.post(url, json={"accept_duplicate_risk": "yes"})
+    assert not_a_bool.status_code == 422
+    assert (await client.get(f"/v1/posts/{post_id}")).json()["targets"][0]["status"] == "unknown"
+
+    accepted = await client.post(url, json={"accept_duplicate_risk": True})
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "scheduled"
+    assert accepted.json()["targets"][0]["status"] == "pending"
+    async with sessions() as session:
+        target = await session.get(PostTarget, uuid.UUID(target_id))
+    assert target is not None and (target.sent_at, target.attempts) == (None, 0)
+
+
+async def test_posts_needing_attention_have_a_status_of_their_own(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    post_id, _ = await post_left_unknown(client, sessions, tenant)
+    await client.post(
+        "/v1/posts",
+        json={
+            "content": "Fine",
+            "scheduled_at": iso(later()),
+            "targets": [{"account_id": str(tenant.account_id)}],
+        },
+    )
+
+    listed = (await client.get("/v1/posts", params={"status": "needs_attention"})).json()
+    assert [p["id"] for p in listed["items"]] == [post_id]
+    assert listed["items"][0]["status"] == "needs_attention"
+    spec = (await client.get("/openapi.json")).json()
+    assert "needs_attention" in spec["components"]["schemas"]["PostStatus"]["enum"]
+    retry = spec["paths"]["/v1/posts/{post_id}/targets/{target_id}/retry"]["post"]
+    assert retry["operationId"] == "retry_target"
+    assert "409" in retry["responses"]

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 
 from herald_api.deps import SessionDep, WorkspaceDep, resources_of
 from herald_api.pagination import (
@@ -31,6 +31,7 @@ from herald_api.posts.schemas import (
     PostValidation,
     Rfc3339,
     TargetOut,
+    TargetRetry,
 )
 from herald_api.problems import CONFLICT, NOT_FOUND, PRECONDITION, ProblemError
 from herald_api.timing import TimingError, accepted_instant
@@ -245,8 +246,16 @@ async def publish_post_now(ctx: ContextDep, post_id: uuid.UUID, response: Respon
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def retry_target(
-    ctx: ContextDep, post_id: uuid.UUID, target_id: uuid.UUID, response: Response
+    ctx: ContextDep,
+    post_id: uuid.UUID,
+    target_id: uuid.UUID,
+    response: Response,
+    data: Annotated[TargetRetry | None, Body()] = None,
 ) -> PostOut:
-    """Try a `failed` or `unknown` target again, now. For `unknown`, check the platform first:
-    the earlier attempt may have been posted."""
-    return _etag(response, await service.retry_target(ctx, post_id, target_id))
+    """Send a `failed` or `unknown` target again, now. An `unknown` one may already be live
+    (its earlier request may have been published, and Herald keeps looking for it where the
+    platform can be asked), so a retry could post it twice: check the platform first, then
+    send `{"accept_duplicate_risk": true}`; without it the answer is 409
+    `retry-may-post-twice`."""
+    accept = data is not None and data.accept_duplicate_risk
+    return _etag(response, await service.retry_target(ctx, post_id, target_id, accept))

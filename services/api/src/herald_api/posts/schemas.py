@@ -176,6 +176,18 @@ class PostUpdate(_Timing):
     draft: StrictBool | None = None
 
 
+class TargetRetry(BaseModel):
+    """How to retry a target. An empty body, or none, is the same as every default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accept_duplicate_risk: StrictBool = Field(
+        default=False,
+        description="Required to retry an `unknown` target: its earlier request may have been "
+        "published, and sending it again could post it twice. Check the platform first.",
+    )
+
+
 class TargetOut(BaseModel):
     id: uuid.UUID
     account_id: uuid.UUID

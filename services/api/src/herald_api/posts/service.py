@@ -350,7 +350,7 @@ async def _notify_if_due(ctx: PostContext, post: Post) -> None:
 
 
 async def retry_target(
-    ctx: PostContext, post_id: uuid.UUID, target_id: uuid.UUID
+    ctx: PostContext, post_id: uuid.UUID, target_id: uuid.UUID, accept_duplicate_risk: bool
 ) -> PostWithTargets:
     post, targets = await _lock_post(ctx, post_id)
     target = next((t for t in targets if t.id == target_id), None)
@@ -362,6 +362,14 @@ async def retry_target(
             "target-not-retryable",
             f"Only failed or unknown targets can be retried; this one is {target.status}.",
         )
+    if target.status == TargetStatus.UNKNOWN and not accept_duplicate_risk:
+        raise ProblemError(
+            409,
+            "retry-may-post-twice",
+            f"This target's earlier request may have been published on {target.platform}: "
+            "sending it again could post it twice. Check the platform; to send it anyway, "
+            'retry with {"accept_duplicate_risk": true}.',
+        )
     accounts = await resolve_accounts(ctx, [as_target_in(target)])
     media = await resolve_media(ctx, post.media_ids)
     check_publishable(ctx, post.content, media, [as_target_in(target)], accounts)
@@ -369,9 +377,12 @@ async def retry_target(
     move(target, TargetStatus.PENDING)
     target.revision = post.revision
     target.scheduled_at = clock.now()
-    # A fresh retry schedule; the earlier attempts stay in publish_attempts.
+    # A fresh retry schedule; the earlier attempts stay in publish_attempts. A person chose
+    # to send it: the earlier request is no longer asked about first.
     target.attempts = 0
     target.next_attempt_at = None
+    target.sent_at = None
+    target.lookups = 0
     target.error_kind = None
     target.error = None
     post.status = derive_post_status(TargetStatus(t.status) for t in targets)
