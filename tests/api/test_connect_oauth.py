@@ -187,13 +187,31 @@ async def test_only_admins_and_owners_connect_accounts(
         assert_problem(response, 403)
 
 
+@pytest.mark.parametrize("body", [None, {}])
 async def test_an_unconfigured_platform_is_a_conflict(
-    settings: Settings, tenant: Tenant, api_url: str
+    settings: Settings, tenant: Tenant, api_url: str, body: dict[str, str] | None
 ) -> None:
     async with httpx.AsyncClient(base_url=api_url, headers=tenant.headers) as http:
-        response = await http.post("/v1/accounts/connect/linkedin")
+        response = await http.post("/v1/accounts/connect/linkedin", json=body)
         assert_problem(response, 409)
         assert response.json()["type"].endswith("/platform-not-configured")
+
+
+async def test_an_empty_object_is_taken_as_no_body(
+    settings: Settings,
+    tenant: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    oauth_server: FakeOAuthServer,
+) -> None:
+    headers = await admin_headers(sessions, settings, tenant, Role.ADMIN)
+    async with herald(settings, oauth_server, "x") as http:
+        started = await http.post("/v1/accounts/connect/x", headers=headers, json={})
+        assert started.status_code == 200, started.text
+        assert started.json()["authorization_url"].startswith(oauth_server.base_url)
+        credentials = await http.post(
+            "/v1/accounts/connect/x", headers=headers, json={"instance_url": "https://a.test"}
+        )
+        assert_problem(credentials, 422)
 
 
 async def test_reconnecting_an_account_needing_reauth_makes_it_active(

@@ -17,6 +17,7 @@ from herald_api.accounts.schemas import (
     AuthorizationStarted,
     ConnectablePlatform,
     ConnectCredentials,
+    NoCredentials,
     OAuthPlatform,
 )
 from herald_api.auth.permissions import Permission, Principal
@@ -125,6 +126,8 @@ async def connect_account(
     platform, stored encrypted, and answer 201 with the account. Connecting an account that is
     already there updates it; one that needed re-authorization becomes active again and its
     held posts are rescheduled."""
+    if isinstance(credentials, NoCredentials):
+        credentials = None  # `{}` is no body, as a client library may send for "nothing"
     with connect_problems():
         connected = await connect.connect(
             resources, session, principal, platform.value, credentials

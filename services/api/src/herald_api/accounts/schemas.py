@@ -73,9 +73,16 @@ class AuthorizationStarted(BaseModel):
     expires_at: UtcDatetime = Field(description="The callback must come before this time.")
 
 
+class NoCredentials(BaseModel):
+    """An empty object: the same as no body (for the OAuth platforms, which take none)."""
+
+    model_config = ConfigDict(extra="forbid", title="NoCredentials")
+
+
 # Each platform's credentials are described in its module under herald_common/accounts/.
 ConnectCredentials = (
-    BlueskyCredentials
+    NoCredentials
+    | BlueskyCredentials
     | TelegramCredentials
     | DiscordCredentials
     | MastodonCredentials
