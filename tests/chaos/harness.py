@@ -2,19 +2,25 @@
 again, Redis restarted empty once, and platforms that fail, stall, drop connections and rate
 limit, while a few thousand targets come due.
 
-Two platforms take part, one of each delivery kind:
+Three platforms take part, one of each delivery kind:
 
 - ``mastodon`` over real HTTP to the fake Mastodon (it honours Idempotency-Key): random 5xx,
   answers slower than the client's timeout, accept-then-drop, 429 bursts;
 - ``sandbox``, which has no idempotency at all and keeps a row per publish call, so a double
-  publish shows up as two rows: reconciliation there is a lookup of its own record.
+  publish shows up as two rows: reconciliation there is a lookup of its own record;
+- ``telegram`` over real HTTP to the fake Bot API, which cannot be asked at all (bots cannot
+  list what they sent): with the same faults, every request that may have landed and got no
+  answer ends ``unknown``, and so does every one in flight when its publisher is killed.
 
-The verdict comes from each platform's own record, not from Herald's tables.
+The verdict comes from each platform's own record, not from Herald's tables. The report
+says how many targets ended ``unknown`` and why; an unknown whose request never reached its
+platform is allowed only for a request a killed publisher had marked as about to leave.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import shutil
 import subprocess
@@ -35,17 +41,32 @@ from herald_common.db.models import (
     Notification,
     Post,
     PostTarget,
+    PublishAttempt,
     SandboxPublication,
     SocialAccount,
 )
 from herald_common.ids import new_id
 from herald_common.settings import Settings
 from herald_dev.embedded_redis import server_binary
+from herald_publisher.publish import WORKER_DIED
 from tests.conftest import free_port
 from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.telegram import FakeTelegram
 from tests.services import service_env, spawn, stop
 
 TERMINAL = ("published", "failed", "unknown", "cancelled")
+PLATFORMS = ("mastodon", "sandbox", "telegram")
+# At most this many targets per Telegram chat, under the 20 a minute a bot may send to one
+# (herald_common.platforms.telegram), so the run is not a wait for the chat limit.
+TARGETS_PER_CHAT = 15
+# Why a target ended unknown, read from the start of its error (herald_publisher.publish).
+KILLED = "killed after sending"
+UNKNOWN_REASONS = (
+    (WORKER_DIED, KILLED),
+    ("no more retries", "asking kept failing"),
+    ("forgets idempotency keys", "Mastodon's key window closed"),
+    ("may have received", "answer lost after sending"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,20 +94,35 @@ class ChaosReport:
     kills: int = 0
     redis_restarts: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
+    # (platform, why) of each unknown target, and those its platform never received, by why.
+    unknown_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    unknown_never_received: Counter[str] = field(default_factory=Counter)
+    # Claims whose worker was killed before recording them (their targets were taken over).
+    claims_lost: int = 0
 
     def table(self) -> str:
-        rows = [
+        rows: list[tuple[str, object]] = [
             ("targets", self.targets),
             ("published", self.published),
             ("duplicates", self.duplicates),
             ("lost", self.lost),
             ("unknown", self.unknown),
+            *(
+                (f"unknown: {platform}, {why}", count)
+                for (platform, why), count in sorted(self.unknown_reasons.items())
+            ),
+            *(
+                (f"unknown, never received: {why}", count)
+                for why, count in sorted(self.unknown_never_received.items())
+            ),
             ("failed", self.failed),
             ("without notification", self.silent),
             ("publishers killed", self.kills),
+            ("claims lost to kills", self.claims_lost),
             ("redis restarts", self.redis_restarts),
         ]
-        return "\n".join(f"{name:>22}  {value}" for name, value in rows)
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:>{width}}  {value}" for name, value in rows)
 
 
 class RedisServer:
@@ -129,53 +165,78 @@ class RedisServer:
             self.process.wait()
 
 
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    target_ids: list[uuid.UUID]
+    texts: dict[uuid.UUID, str]  # what each target posts: how Telegram's record names it
+    platforms: dict[uuid.UUID, str]
+
+
 async def _insert_targets(
     sessions: async_sessionmaker[AsyncSession],
     workspace_id: uuid.UUID,
     plan: ChaosPlan,
     fake: FakeMastodon,
+    telegram: FakeTelegram,
     cipher: TokenCipher,
-) -> list[uuid.UUID]:
+) -> Seeded:
     now = clock.now()
-    accounts: list[dict[str, object]] = []
+    accounts: dict[str, list[dict[str, object]]] = {platform: [] for platform in PLATFORMS}
     for i in range(plan.accounts_per_platform):
         token = f"chaos-token-{i}"
         fake.add_account(token, f"user{i}")
-        accounts.append(
+        accounts["mastodon"].append(
             {"id": new_id(), "workspace_id": workspace_id, "platform": "mastodon",
              "external_id": fake.account_for(token).id, "handle": f"user{i}@mastodon.test",
              "instance_url": fake.base_url, "access_token_enc": cipher.encrypt(token)}
         )  # fmt: skip
-        accounts.append(
+        accounts["sandbox"].append(
             {"id": new_id(), "workspace_id": workspace_id, "platform": "sandbox",
              "external_id": f"chaos-{i}", "handle": f"chaos-{i}"}
         )  # fmt: skip
+    chats = max(plan.accounts_per_platform, math.ceil(plan.targets / 3 / TARGETS_PER_CHAT))
+    for i in range(chats):
+        bot, chat = f"{7000 + i}:chaos-bot", f"-100{7000 + i}"
+        telegram.add_bot(bot, chat)
+        accounts["telegram"].append(
+            {"id": new_id(), "workspace_id": workspace_id, "platform": "telegram",
+             "external_id": chat, "handle": f"chaos-chat-{i}",
+             "access_token_enc": cipher.encrypt(bot)}
+        )  # fmt: skip
     posts, targets = [], []
+    seeded = Seeded([], {}, {})
     rng = random.Random(plan.seed)
     for i in range(plan.targets):
-        account = accounts[i % len(accounts)]
+        platform = PLATFORMS[i % len(PLATFORMS)]
+        account = accounts[platform][(i // len(PLATFORMS)) % len(accounts[platform])]
         due = now + timedelta(seconds=1 + rng.random() * plan.due_within_seconds)
-        post_id, target_id = new_id(), new_id()
+        post_id, target_id, text = new_id(), new_id(), f"chaos post {i}"
         posts.append(
-            {"id": post_id, "workspace_id": workspace_id, "content": f"chaos post {i}",
+            {"id": post_id, "workspace_id": workspace_id, "content": text,
              "scheduled_at": due, "status": "scheduled"}
         )  # fmt: skip
         targets.append(
             {"id": target_id, "workspace_id": workspace_id, "post_id": post_id,
-             "account_id": account["id"], "platform": account["platform"],
+             "account_id": account["id"], "platform": platform,
              "scheduled_at": due, "status": "pending"}
         )  # fmt: skip
+        seeded.target_ids.append(target_id)
+        seeded.texts[target_id] = text
+        seeded.platforms[target_id] = platform
     async with sessions.begin() as session:
-        await session.execute(insert(SocialAccount), accounts)
+        await session.execute(
+            insert(SocialAccount), [a for group in accounts.values() for a in group]
+        )
         await session.execute(insert(Post), posts)
         await session.execute(insert(PostTarget), targets)
-    return [t["id"] for t in targets]  # type: ignore[misc]  # ids are UUIDs by construction
+    return seeded
 
 
-def _env(settings: Settings, redis_url: str) -> dict[str, str]:
+def _env(settings: Settings, redis_url: str, telegram_base: str) -> dict[str, str]:
     return service_env(
         settings.model_copy(update={"redis_url": redis_url}),
-        HERALD_PUBLISHER_PLATFORMS="sandbox,mastodon",
+        HERALD_TELEGRAM_API_BASE=telegram_base,
+        HERALD_PUBLISHER_PLATFORMS=",".join(PLATFORMS),
         HERALD_PUBLISHER_JOB_TIMEOUT_SECONDS="5",
         HERALD_PUBLISHER_CLAIM_LEASE_SECONDS="7",
         HERALD_PUBLISHER_RETRY_DELAYS_SECONDS="1,2,3",
@@ -203,11 +264,13 @@ async def run_chaos(
     except BaseException:
         redis.kill()
         raise
-    with FakeMastodon(tokens={}, domain="mastodon.test") as fake:
+    with FakeMastodon(tokens={}, domain="mastodon.test") as fake, FakeTelegram() as telegram:
         fake.chaos(seed=plan.seed, fail=0.05, slow=0.03, drop=0.03, rate_limit=0.02)
+        telegram.chaos(seed=plan.seed + 1, fail=0.05, slow=0.03, drop=0.03, rate_limit=0.02)
         cipher = TokenCipher.from_settings(settings)
-        target_ids = await _insert_targets(sessions, workspace_id, plan, fake, cipher)
-        env = _env(settings, redis.url)
+        seeded = await _insert_targets(sessions, workspace_id, plan, fake, telegram, cipher)
+        target_ids = seeded.target_ids
+        env = _env(settings, redis.url, telegram.base_url)
         schedulers = [spawn("herald-scheduler", env) for _ in range(plan.schedulers)]
         publishers = [spawn("herald-publisher", env) for _ in range(plan.publishers)]
         try:
@@ -217,7 +280,8 @@ async def run_chaos(
             stop(publishers + schedulers)
             redis.kill()
         fake.clear_faults()
-        await _judge(sessions, target_ids, fake, report)
+        telegram.clear_faults()
+        await _judge(sessions, seeded, fake, telegram, report)
     return report
 
 
@@ -269,14 +333,20 @@ async def _wait_until_settled(
 
 async def _judge(
     sessions: async_sessionmaker[AsyncSession],
-    target_ids: list[uuid.UUID],
+    seeded: Seeded,
     fake: FakeMastodon,
+    telegram: FakeTelegram,
     report: ChaosReport,
 ) -> None:
     """Compare Herald's view with each platform's own record."""
+    target_ids = seeded.target_ids
     on_platform: Counter[str] = Counter(
         s.idempotency_key for s in fake.statuses if s.idempotency_key
     )
+    sent_texts = Counter(m.text for m in telegram.messages)
+    for target_id, text in seeded.texts.items():
+        if seeded.platforms[target_id] == "telegram":
+            on_platform[f"herald-{target_id}"] += sent_texts[text]
     async with sessions() as session:
         sandbox_rows = await session.execute(
             select(SandboxPublication.idempotency_key, func.count()).group_by(
@@ -287,16 +357,29 @@ async def _judge(
             on_platform[key] += count
         rows = (
             await session.execute(
-                select(PostTarget.id, PostTarget.status).where(PostTarget.id.in_(target_ids))
+                select(
+                    PostTarget.id, PostTarget.status, PostTarget.platform, PostTarget.attempts,
+                    PostTarget.error,
+                ).where(PostTarget.id.in_(target_ids))
             )
-        ).all()
+        ).all()  # fmt: skip
         noted = set(
             await session.scalars(
                 select(Notification.target_id).where(Notification.target_id.in_(target_ids))
             )
         )
-    for target_id, status in rows:
+        recorded = (
+            await session.execute(
+                select(PublishAttempt.target_id, func.count(func.distinct(PublishAttempt.attempt)))
+                .where(PublishAttempt.target_id.in_(target_ids))
+                .group_by(PublishAttempt.target_id)
+            )
+        ).all()
+    attempts_recorded = dict(recorded)
+    for target_id, status, platform, attempts, error in rows:
         report.statuses[status] += 1
+        # Every claim but the lost ones ends in an audit row of its attempt number.
+        report.claims_lost += max(0, attempts - attempts_recorded.get(target_id, 0))
         copies = on_platform[f"herald-{target_id}"]
         report.duplicates += max(0, copies - 1)
         if status == "published":
@@ -308,5 +391,15 @@ async def _judge(
             report.silent += target_id not in noted
             # A failed target the platform did publish would be a post lost from view.
             report.lost += status == "failed" and copies > 0
+            if status == "unknown":
+                why = why_unknown(error or "")
+                report.unknown_reasons[(platform, why)] += 1
+                if copies == 0:
+                    report.unknown_never_received[why] += 1
         else:
             report.lost += 1  # never settled
+
+
+def why_unknown(error: str) -> str:
+    """Why a target ended unknown, in the report's words (``other`` when unexplained)."""
+    return next((why for start, why in UNKNOWN_REASONS if start in error), "other")

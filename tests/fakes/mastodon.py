@@ -86,12 +86,11 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from herald_common import clock as herald_clock
 from herald_common.platforms.mastodon_text import mastodon_length
 from tests.fakes.mastodon_oauth import MastodonOAuth
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import DropConnection, DropConnectionSupport, ThreadedServer
 
 # The same numbers as the real server (see herald_common.platforms.mastodon for sources).
 MAX_CHARACTERS = 500
@@ -111,8 +110,6 @@ STATUSES_LIMIT_MAX = 40
 
 DEFAULT_TOKEN = "fake-mastodon-token"
 DEFAULT_USERNAME = "herald"
-
-_DROP_CONNECTION = "fake_mastodon.drop_connection"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +214,7 @@ class FakeMastodon:
         for token, username in (tokens or {DEFAULT_TOKEN: DEFAULT_USERNAME}).items():
             self.add_account(token, username)
         self._port: int | None = None
-        self.app = _DropConnectionSupport(self._build_app())
+        self.app = DropConnectionSupport(self._build_app())
         self._http = ThreadedServer(self.app, "fake-mastodon")
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -436,7 +433,7 @@ class FakeMastodon:
             await asyncio.sleep(fault.seconds)
         if fault is not None and fault.kind == "drop":
             self._record(request, token, key, None)
-            return _DropConnection()
+            return DropConnection()
         return self._answer(request, token, key, response)
 
     def _create_or_replay(
@@ -754,36 +751,6 @@ class FakeMastodon:
             "description": media.description,
             "blurhash": None,
         }
-
-
-class _DropConnection(Response):
-    """Returned by a route to make the fake close the connection without answering."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        drop: Callable[[], None] = scope[_DROP_CONNECTION]
-        drop()
-        await asyncio.sleep(0)  # let uvicorn notice the closed connection before we return
-
-
-class _DropConnectionSupport:
-    """The outermost ASGI layer: lets a route close the client's connection unanswered.
-
-    ASGI has no "hang up" message (an app that raises gets a 500 from uvicorn), so this reaches
-    the connection's transport through uvicorn's ``send`` (the bound method of its h11
-    request cycle) and puts a closer into the scope. The fake runs uvicorn with ``http="h11"``
-    so that shape is known.
-    """
-
-    def __init__(self, app: Starlette) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            transport = getattr(getattr(send, "__self__", None), "transport", None)
-            if transport is None:
-                raise RuntimeError("the fake cannot reach uvicorn's transport to drop it")
-            scope = {**scope, _DROP_CONNECTION: transport.close}
-        await self.app(scope, receive, send)
 
 
 async def _params(request: Request) -> dict[str, Any]:

@@ -1,14 +1,20 @@
 """Serving a fake's ASGI app over real HTTP: uvicorn on a free 127.0.0.1 port, in a thread
-with its own event loop, so the test's loop and the fake never block each other."""
+with its own event loop, so the test's loop and the fake never block each other; and
+hanging up on a request after handling it (:class:`DropConnection`), as a platform whose
+connection drops after accepting does."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class ThreadedServer:
@@ -58,3 +64,36 @@ class ThreadedServer:
         self._thread.join(timeout)
         self._server = self._thread = None
         self.port = None
+
+
+DROP_CONNECTION = "fake_server.drop_connection"
+
+
+class DropConnection(Response):
+    """Returned by a route to make the fake close the connection without answering."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        drop: Callable[[], None] = scope[DROP_CONNECTION]
+        drop()
+        await asyncio.sleep(0)  # let uvicorn notice the closed connection before we return
+
+
+class DropConnectionSupport:
+    """The outermost ASGI layer: lets a route close the client's connection unanswered.
+
+    ASGI has no "hang up" message (an app that raises gets a 500 from uvicorn), so this reaches
+    the connection's transport through uvicorn's ``send`` (the bound method of its h11
+    request cycle) and puts a closer into the scope. The fake runs uvicorn with ``http="h11"``
+    so that shape is known.
+    """
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if transport is None:
+                raise RuntimeError("the fake cannot reach uvicorn's transport to drop it")
+            scope = {**scope, DROP_CONNECTION: transport.close}
+        await self.app(scope, receive, send)
