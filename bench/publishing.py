@@ -292,6 +292,7 @@ def _herald_rows(run: HeraldRun, unit: str) -> list[tuple[str, object]]:
         (f"lateness p99 ({unit})", s["p99_s"] * scale),
         (f"lateness max ({unit})", s["max_s"] * scale),
         ("drain time (s)", run.drain_s),
+        ("503s from the fake", run.extra.get("non_200_arrivals", 0)),
         ("duplicates", run.duplicates),
         ("lost", run.lost),
         ("publisher peak RSS (MiB)", run.publisher_rss_mib),
@@ -376,6 +377,7 @@ def spike(args: argparse.Namespace) -> dict[str, Any]:
             **_herald_json(run),
             "accounts": accounts,
             "latency_ms": args.latency_ms,
+            "fail_rate": args.fail_rate,
             "concurrency": concurrency,
             "herald_posts_per_s": herald_rate,
             "loops": {
@@ -388,7 +390,7 @@ def spike(args: argparse.Namespace) -> dict[str, Any]:
             "lateness": run.lateness,
         }
 
-    return _with_stack(args.latency_ms, go)
+    return _with_stack(args.latency_ms, go, args.fail_rate)
 
 
 def steady(args: argparse.Namespace) -> dict[str, Any]:
@@ -403,15 +405,16 @@ def steady(args: argparse.Namespace) -> dict[str, Any]:
         if args.poll_delay is not None:
             env["HERALD_PUBLISHER_POLL_DELAY_SECONDS"] = str(args.poll_delay)
         run = await run_herald(database_url, redis_url, base, due, accounts, args.timeout, env)
+        faults = f", {args.fail_rate:.0%} answered 503" if args.fail_rate else ""
         print_table(
             f"steady: one post every {args.interval * 1000:g} ms for {args.duration:g} s "
-            f"over {accounts} accounts, fake latency {args.latency_ms} ms",
+            f"over {accounts} accounts, fake latency {args.latency_ms} ms{faults}",
             _herald_rows(run, "ms"),
         )
         png = plot_publishing(
-            RESULTS / "steady.png",
+            RESULTS / f"{result_name('steady', args)}.png",
             f"steady: one post every {args.interval * 1000:g} ms for {args.duration:g} s "
-            f"(fake platform latency {args.latency_ms:g} ms)",
+            f"(fake platform latency {args.latency_ms:g} ms{faults})",
             run.lateness,
             {"Herald (since first due)": run.since_due},
             bin_s=1.0,
@@ -425,20 +428,32 @@ def steady(args: argparse.Namespace) -> dict[str, Any]:
             "duration_s": args.duration,
             "accounts": accounts,
             "latency_ms": args.latency_ms,
+            "fail_rate": args.fail_rate,
+            "retry_delays_s": _retry_delays(),
             "plot": str(png),
             "lateness": run.lateness,
         }
 
-    return _with_stack(args.latency_ms, go)
+    return _with_stack(args.latency_ms, go, args.fail_rate)
+
+
+def _retry_delays() -> str:
+    """The retry schedule the services ran with (HERALD_PUBLISHER_RETRY_DELAYS_SECONDS in the
+    bench's environment, else Settings' default), for the record of a run with faults."""
+    return os.environ.get("HERALD_PUBLISHER_RETRY_DELAYS_SECONDS") or ",".join(
+        f"{d:g}" for d in Settings(environment="test").publisher_retry_delays_seconds
+    )
 
 
 def _with_stack(
-    latency_ms: float, go: Callable[[str, str, str], Coroutine[Any, Any, dict[str, Any]]]
+    latency_ms: float,
+    go: Callable[[str, str, str], Coroutine[Any, Any, dict[str, Any]]],
+    fail_rate: float = 0.0,
 ) -> dict[str, Any]:
     with (
         fresh_database() as database_url,
         RedisServer() as redis,
-        fake_platform(latency_ms) as base,
+        fake_platform(latency_ms, fail_rate) as base,
     ):
         return asyncio.run(go(database_url, redis.url, base))
 
@@ -472,3 +487,10 @@ def add_arguments(
     steady_parser.add_argument(
         "--poll-delay", type=float, default=None, help="HERALD_PUBLISHER_POLL_DELAY_SECONDS"
     )
+    for parser in (spike_parser, steady_parser):
+        parser.add_argument(
+            "--fail-rate",
+            type=float,
+            default=0.0,
+            help="fraction of requests the fake answers 503 (results kept apart: _5pct_5xx)",
+        )

@@ -63,9 +63,13 @@ HERALD_ONLY = "_herald_only"
 def result_name(name: str, args: argparse.Namespace) -> str:
     """Runs with several processes keep results (and pictures) of their own
     (``spike_2_publishers``, ``api_2_workers``) beside the one-process ones, and so do
-    spikes without the plain loops (``spike_herald_only``)."""
+    spikes without the plain loops (``spike_herald_only``) and runs where the fake answers
+    some requests 503 (``steady_5pct_5xx``)."""
     if getattr(args, "no_loops", False):
         name += HERALD_ONLY
+    fail_rate = getattr(args, "fail_rate", 0.0)
+    if fail_rate:
+        name += f"_{fail_rate:.0%}_5xx".replace("%", "pct")
     for option in ("publishers", "workers"):
         count = getattr(args, option, 1)
         if count != 1:

@@ -128,12 +128,13 @@ class RedisServer:
 
 
 @contextmanager
-def fake_platform(latency_ms: float) -> Iterator[str]:
+def fake_platform(latency_ms: float, fail_rate: float = 0.0) -> Iterator[str]:
     """bench.fake_platform in its own process; yields its base URL."""
     port = free_port()
     process = spawn_module(
-        ["bench.fake_platform", "--port", str(port), "--latency-ms", str(latency_ms)]
-    )
+        ["bench.fake_platform", "--port", str(port), "--latency-ms", str(latency_ms),
+         "--fail-rate", str(fail_rate)]
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         asyncio.run(wait_http(base + "/_bench/arrivals"))
