@@ -79,6 +79,7 @@ def _body(operation_id: str, world: World) -> Any:
             "targets": [{"account_id": str(world.ids["account_id"])}],
         },
         "update_post": {"content": "taken over"},
+        "retry_target": {"accept_duplicate_risk": True},
         "create_account": {"platform": "sandbox", "handle": "intruder"},
         "connect_account": None,  # X: OAuth takes no body
         "update_workspace": {"name": "taken over"},
