@@ -318,3 +318,36 @@ async def test_posts_needing_attention_have_a_status_of_their_own(
     retry = spec["paths"]["/v1/posts/{post_id}/targets/{target_id}/retry"]["post"]
     assert retry["operationId"] == "retry_target"
     assert "409" in retry["responses"]
+
+
+async def test_a_post_whose_request_may_have_landed_cannot_change_until_herald_knows(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """Its answer was lost and asking the platform failed: the target waits to ask again,
+    and an edit or a cancel now could post the new text beside the old, or show a live post
+    as cancelled."""
+    created = await client.post(
+        "/v1/posts",
+        json={
+            "content": "Asking first",
+            "scheduled_at": iso(later()),
+            "targets": [{"account_id": str(tenant.account_id)}],
+        },
+    )
+    post_id, target_id = created.json()["id"], created.json()["targets"][0]["id"]
+    async with sessions.begin() as session:
+        target = await session.get(PostTarget, uuid.UUID(target_id))
+        assert target is not None
+        target.status, target.attempts = "retrying", 1
+        target.sent_at = datetime.now(UTC)
+
+    for method, path, extra in (
+        ("PATCH", f"/v1/posts/{post_id}", {"json": {"content": "edited"}}),
+        ("DELETE", f"/v1/posts/{post_id}", {}),
+        ("POST", f"/v1/posts/{post_id}/publish-now", {}),
+    ):
+        refused = await client.request(method, path, headers={"If-Match": '"1"'}, **extra)
+        assert refused.status_code == 409, (method, refused.text)
+        assert refused.json()["type"].endswith("/post-being-checked")
+    fetched = (await client.get(f"/v1/posts/{post_id}")).json()
+    assert (fetched["content"], fetched["targets"][0]["status"]) == ("Asking first", "retrying")

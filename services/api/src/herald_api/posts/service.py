@@ -278,6 +278,18 @@ def _refuse_while_publishing(targets: Sequence[PostTarget]) -> None:
             "post-publishing",
             "A target is being published right now; try again in a moment.",
         )
+    # A target waiting to retry may still carry a request that may have reached its platform
+    # (its answer was lost and asking failed): changing or cancelling it now could leave a
+    # live post shown as cancelled, or post the edited text beside the first.
+    asking = next((t for t in targets if t.status in EDITABLE and t.sent_at is not None), None)
+    if asking is not None:
+        raise ProblemError(
+            409,
+            "post-being-checked",
+            f"A request for the {asking.platform} target may have been published; Herald is "
+            "asking the platform before anything else happens to it. Try again once that "
+            "target is published, retrying or unknown.",
+        )
 
 
 async def _reschedule(
