@@ -48,7 +48,7 @@ from herald_common.db.models import (
 from herald_common.ids import new_id
 from herald_common.settings import Settings
 from herald_dev.embedded_redis import server_binary
-from herald_publisher.publish import WORKER_DIED
+from herald_publisher.publish import ATTEMPT_CUT_OFF
 from tests.conftest import free_port
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.telegram import FakeTelegram
@@ -60,9 +60,9 @@ PLATFORMS = ("mastodon", "sandbox", "telegram")
 # (herald_common.platforms.telegram), so the run is not a wait for the chat limit.
 TARGETS_PER_CHAT = 15
 # Why a target ended unknown, read from the start of its error (herald_publisher.publish).
-KILLED = "killed after sending"
+CUT_OFF = "cut off after sending"
 UNKNOWN_REASONS = (
-    (WORKER_DIED, KILLED),
+    (ATTEMPT_CUT_OFF, CUT_OFF),
     ("no more retries", "asking kept failing"),
     ("forgets idempotency keys", "Mastodon's key window closed"),
     ("may have received", "answer lost after sending"),
@@ -97,8 +97,10 @@ class ChaosReport:
     # (platform, why) of each unknown target, and those its platform never received, by why.
     unknown_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     unknown_never_received: Counter[str] = field(default_factory=Counter)
-    # Claims whose worker was killed before recording them (their targets were taken over).
-    claims_lost: int = 0
+    # Claims never recorded (their publisher was killed, or its job timed out), and how the
+    # targets they held ended, per platform: on Telegram, each that ended published had not
+    # sent its request when it was cut off, and was sent without asking.
+    claims_lost: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def table(self) -> str:
         rows: list[tuple[str, object]] = [
@@ -118,7 +120,10 @@ class ChaosReport:
             ("failed", self.failed),
             ("without notification", self.silent),
             ("publishers killed", self.kills),
-            ("claims lost to kills", self.claims_lost),
+            *(
+                (f"claims cut off: {platform}, ended {status}", count)
+                for (platform, status), count in sorted(self.claims_lost.items())
+            ),
             ("redis restarts", self.redis_restarts),
         ]
         width = max(len(name) for name, _ in rows)
@@ -378,8 +383,10 @@ async def _judge(
     attempts_recorded = dict(recorded)
     for target_id, status, platform, attempts, error in rows:
         report.statuses[status] += 1
-        # Every claim but the lost ones ends in an audit row of its attempt number.
-        report.claims_lost += max(0, attempts - attempts_recorded.get(target_id, 0))
+        # Every claim but those cut off ends in an audit row of its attempt number.
+        cut_off = max(0, attempts - attempts_recorded.get(target_id, 0))
+        if cut_off:
+            report.claims_lost[(platform, status)] += cut_off
         copies = on_platform[f"herald-{target_id}"]
         report.duplicates += max(0, copies - 1)
         if status == "published":

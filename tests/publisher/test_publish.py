@@ -326,7 +326,7 @@ async def test_a_dead_workers_target_on_a_platform_that_cannot_tell_is_unknown_o
     assert row.status == status
     assert len(platform.calls) == (0 if sent else 1)
     if sent:
-        assert (row.error or "").startswith("The publisher stopped after sending the request")
+        assert (row.error or "").startswith("The attempt that sent the request was cut off")
 
 
 async def test_claim_waits_for_an_uncommitted_enqueue(

@@ -76,7 +76,10 @@ log = get_logger(__name__)
 
 # Why an attempt asks the platform before sending, as the target's error starts when asking
 # leaves it unknown (tests/chaos counts unknowns by it).
-WORKER_DIED = "The publisher stopped after sending the request"
+ATTEMPT_CUT_OFF = (
+    "The attempt that sent the request was cut off before recording its answer (its "
+    "publisher was killed or timed out)"
+)
 EARLIER_REQUEST = "An earlier request may have reached the platform"
 
 
@@ -227,7 +230,7 @@ async def _attempt(
     if target.sent_at is not None:
         # Its worker died after sending, or asking the platform failed last time: the request
         # may have landed. Ask before anything is sent again.
-        why = WORKER_DIED if target.reclaimed else EARLIER_REQUEST
+        why = ATTEMPT_CUT_OFF if target.reclaimed else EARLIER_REQUEST
         first = await first_attempt_at(deps, target.id, target.sent_at)
         asked = await _look_up(
             deps.settings, target, platform, replace(request, first_attempt_at=first), why
