@@ -264,7 +264,7 @@ async def post_left_unknown(
         post = await session.get(Post, uuid.UUID(post_id))
         assert target is not None and post is not None
         target.status, target.attempts = "unknown", 1
-        target.sent_at = datetime.now(UTC)
+        target.sent_at = clock.now()
         target.error_kind, target.error = "outcome_unknown", "The answer was lost"
         post.status = "needs_attention"
     return post_id, target_id
@@ -339,14 +339,14 @@ async def test_a_post_whose_request_may_have_landed_cannot_change_until_herald_k
         target = await session.get(PostTarget, uuid.UUID(target_id))
         assert target is not None
         target.status, target.attempts = "retrying", 1
-        target.sent_at = datetime.now(UTC)
+        target.sent_at = clock.now()
 
-    for method, path, extra in (
-        ("PATCH", f"/v1/posts/{post_id}", {"json": {"content": "edited"}}),
-        ("DELETE", f"/v1/posts/{post_id}", {}),
-        ("POST", f"/v1/posts/{post_id}/publish-now", {}),
+    for method, path, body in (
+        ("PATCH", f"/v1/posts/{post_id}", {"content": "edited"}),
+        ("DELETE", f"/v1/posts/{post_id}", None),
+        ("POST", f"/v1/posts/{post_id}/publish-now", None),
     ):
-        refused = await client.request(method, path, headers={"If-Match": '"1"'}, **extra)
+        refused = await client.request(method, path, headers={"If-Match": '"1"'}, json=body)
         assert refused.status_code == 409, (method, refused.text)
         assert refused.json()["type"].endswith("/post-being-checked")
     fetched = (await client.get(f"/v1/posts/{post_id}")).json()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 import httpx
@@ -144,7 +144,7 @@ async def test_a_mastodon_post_left_unknown_is_found_later_and_settles_as_publis
         "/v1/posts",
         json={
             "content": "Hello, later",
-            "scheduled_at": (datetime.now(UTC) + timedelta(seconds=30)).isoformat(),
+            "scheduled_at": (clock.now() + timedelta(seconds=30)).isoformat(),
             "targets": [{"account_id": str(account)}],
         },
     )
@@ -239,7 +239,7 @@ async def unknown_target(
 ) -> uuid.UUID:
     """A target whose outcome was left unknown, as the publisher leaves one."""
     [target_id] = await insert_due_targets(
-        sessions, tenant.workspace_id, count=1, accounts=1, due_at=datetime.now(UTC)
+        sessions, tenant.workspace_id, count=1, accounts=1, due_at=clock.now()
     )
     async with sessions.begin() as session:
         await session.execute(
@@ -250,7 +250,7 @@ async def unknown_target(
                 attempts=1,
                 error_kind="outcome_unknown",
                 error="The connection closed after the request was sent",
-                sent_at=datetime.now(UTC) - timedelta(minutes=1),
+                sent_at=clock.now() - timedelta(minutes=1),
                 next_attempt_at=look_at,
             )
         )
@@ -328,15 +328,15 @@ async def test_a_platform_that_cannot_be_asked_later_is_never_looked_at(
     platform = NoLookup(settings)
     deps = pass_deps(deps, platform, settings)
     [target_id] = await insert_due_targets(
-        sessions, tenant.workspace_id, count=1, accounts=1, due_at=datetime.now(UTC)
+        sessions, tenant.workspace_id, count=1, accounts=1, due_at=clock.now()
     )
     async with sessions.begin() as session:
         await session.execute(
             update(PostTarget)
             .where(PostTarget.id == target_id)
             .values(status="publishing", attempts=1, claim_id=uuid.uuid4(),
-                    claimed_at=datetime.now(UTC) - timedelta(hours=1),
-                    sent_at=datetime.now(UTC) - timedelta(hours=1))
+                    claimed_at=clock.now() - timedelta(hours=1),
+                    sent_at=clock.now() - timedelta(hours=1))
         )  # fmt: skip
 
     # A dead worker's request may have left, and this platform cannot tell.

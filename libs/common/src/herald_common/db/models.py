@@ -341,7 +341,7 @@ class PostTarget(Base):
             "next_attempt_at",
             postgresql_where=text("status = 'unknown' AND next_attempt_at IS NOT NULL"),
         ),
-        # Room on each page for a row's next version (migration 0007): the publisher's
+        # Room on each page for a row's next version (migration 0009): the publisher's
         # "may have left" write (sent_at) changes no indexed column, and so stays a HOT update.
         {"postgresql_with": {"fillfactor": 80}},
     )

@@ -2,9 +2,9 @@
 unknown target was looked for since), pages with room for updates; posts.status
 needs_attention
 
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-04 13:00:00
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-04 16:00:00
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
