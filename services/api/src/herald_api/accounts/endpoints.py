@@ -116,7 +116,7 @@ async def connect_account(
     principal: Annotated[Principal, require(Permission.ACCOUNTS_MANAGE)],
     platform: ConnectablePlatform,
     response: Response,
-    credentials: Annotated[ConnectCredentials | None, Body()] = None,
+    credentials: Annotated[NoCredentials | ConnectCredentials | None, Body()] = None,
 ) -> AuthorizationStarted | AccountOut:
     """Connect an account. OAuth platforms (X, LinkedIn) take no body and answer 200 with the
     URL to send the person to; the platform brings them back to the callback, which adds the

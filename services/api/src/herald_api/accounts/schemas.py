@@ -81,8 +81,7 @@ class NoCredentials(BaseModel):
 
 # Each platform's credentials are described in its module under herald_common/accounts/.
 ConnectCredentials = (
-    NoCredentials
-    | BlueskyCredentials
+    BlueskyCredentials
     | TelegramCredentials
     | DiscordCredentials
     | MastodonCredentials
