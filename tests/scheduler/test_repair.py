@@ -3,6 +3,7 @@ and a merely busy queue is left alone."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -68,6 +69,30 @@ async def test_jobs_lost_with_redis_are_re_created_and_published_once(
 
         await wait_for(done, timeout=20)
     assert await publications(sessions) == {f"herald-{t}": 1 for t in targets}
+
+
+async def test_more_stranded_targets_than_a_batch_are_all_repaired_in_one_pass(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis, tenant: Tenant
+) -> None:
+    # Re-creating a job leaves its row as it was, so a pass that asked for the first batch
+    # again would find the same targets for ever: it must page on past them.
+    settings = quick(settings).model_copy(update={"scheduler_batch_size": 4})
+    due = clock.now() - timedelta(seconds=5)
+    for offset in range(10):  # ten due instants: ten jobs of one target each
+        await insert_due_targets(
+            sessions,
+            tenant.workspace_id,
+            count=1,
+            accounts=1,
+            due_at=due + timedelta(milliseconds=offset),
+        )
+    assert await enqueue_due(sessions, redis, settings) == 10
+    await redis.flushdb()  # Redis restarted empty
+
+    # The bound only turns a pass that never ends into a failure.
+    assert await asyncio.wait_for(repair_stranded(sessions, redis, settings), 30) == 10
+    assert await redis.zcard(queue_name("sandbox")) == 10
+    assert await asyncio.wait_for(repair_stranded(sessions, redis, settings), 30) == 0
 
 
 async def test_a_busy_queue_is_left_alone(

@@ -18,6 +18,7 @@ each one should have:
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from redis.asyncio import Redis
@@ -66,6 +67,7 @@ async def repair_stranded(
     """Re-create the jobs of stranded targets; returns how many jobs were actually missing."""
     now = clock.now()
     restored = 0
+    after: uuid.UUID | None = None
     while True:
         async with sessions() as session:
             stranded = await lock_stranded_targets(
@@ -74,12 +76,15 @@ async def repair_stranded(
                 lease_expired_before=now
                 - timedelta(seconds=settings.publisher_claim_lease_seconds),
                 limit=settings.scheduler_batch_size,
+                after=after,
             )
             # Enqueued while the rows are locked: a job firing at once waits for the commit.
             restored += await enqueue_publish_jobs(redis, [job_for(t) for t in stranded])
             await session.commit()
         if len(stranded) < settings.scheduler_batch_size:
             break
+        # The rows stay as they were, so the next batch starts past this one.
+        after = stranded[-1].id
     if restored:
         log.warning("re-created lost publish jobs", count=restored)
     return restored

@@ -78,20 +78,28 @@ class StrandedTarget:
 
 
 async def lock_stranded_targets(
-    session: AsyncSession, overdue_before: datetime, lease_expired_before: datetime, limit: int
+    session: AsyncSession,
+    overdue_before: datetime,
+    lease_expired_before: datetime,
+    limit: int,
+    after: uuid.UUID | None = None,
 ) -> list[StrandedTarget]:
     """Targets whose job may be gone: enqueued/retrying and overdue, or publishing past the
-    claim lease. Locked with SKIP LOCKED, so several schedulers can repair side by side."""
+    claim lease. Locked with SKIP LOCKED, so several schedulers can repair side by side.
+
+    In id order from just past ``after``: re-creating a job leaves the row as it was, so a
+    pass that asked again from the start would find the same batch for ever once a whole
+    batch is stranded; the caller pages on with the last id it saw instead."""
     due_at = func.coalesce(T.next_attempt_at, T.scheduled_at)
     in_queue = T.status.in_([TargetStatus.ENQUEUED, TargetStatus.RETRYING]) & (
         due_at < overdue_before
     )
     lapsed = (T.status == TargetStatus.PUBLISHING) & (T.claimed_at < lease_expired_before)
+    query = select(T.id, T.revision, T.attempts, T.platform, T.status, T.error_kind, due_at)
+    if after is not None:
+        query = query.where(T.id > after)
     rows = await session.execute(
-        select(T.id, T.revision, T.attempts, T.platform, T.status, T.error_kind, due_at)
-        .where(in_queue | lapsed)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+        query.where(in_queue | lapsed).order_by(T.id).limit(limit).with_for_update(skip_locked=True)
     )
     return [StrandedTarget(*row) for row in rows]
 
